@@ -1,0 +1,1 @@
+//! Exposition: the text encoders and the HTTP endpoint (not written yet).

@@ -1,0 +1,1 @@
+//! Profiles: format, catalogue, includes and conditions.

@@ -1,0 +1,1 @@
+//! Tuning: plan, apply, check, revert, persist.
