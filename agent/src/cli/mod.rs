@@ -1,9 +1,13 @@
-//! The command line: one file per command; this file parses and dispatches.
+//! The command line: one file per command group; this file parses and dispatches.
 
 use clap::{Parser, Subcommand};
 
+pub mod common;
 pub mod metrics;
+pub mod profile;
 pub mod run;
+pub mod table;
+pub mod tune;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,6 +26,18 @@ pub enum Command {
     Run(run::Args),
     /// Print one scrape to stdout.
     Metrics(metrics::Args),
+    /// Inspect and lint profiles.
+    Profile(profile::Args),
+    /// Show, per key, current -> desired value, scope and why. Changes nothing.
+    Plan(tune::PlanArgs),
+    /// Apply a profile once, transactionally (rolled back on any failure).
+    Apply(tune::ApplyArgs),
+    /// Verify the profile is in effect: exit 0 in sync, 2 drifted, 1 error.
+    Check(tune::CheckArgs),
+    /// Restore the values saved before the first apply.
+    Revert(tune::RevertArgs),
+    /// Make a profile the active one (persisted in the state directory).
+    Use(tune::UseArgs),
 }
 
 /// Parses the command line, runs the command and returns the process exit code.
@@ -30,6 +46,12 @@ pub fn main() -> i32 {
     let result = match &cli.command {
         Command::Run(args) => run::main(args),
         Command::Metrics(args) => metrics::main(args),
+        Command::Profile(args) => profile::main(args),
+        Command::Plan(args) => tune::plan_main(args),
+        Command::Apply(args) => tune::apply_main(args),
+        Command::Check(args) => tune::check_main(args),
+        Command::Revert(args) => tune::revert_main(args),
+        Command::Use(args) => tune::use_main(args),
     };
     match result {
         Ok(code) => code,

@@ -1,1 +1,14 @@
-//! Profiles: format, catalogue, includes and conditions.
+//! Profiles: the TOML format, the key catalogue, includes, conditions and host facts.
+
+pub mod catalogue;
+pub mod error;
+pub mod facts;
+pub mod format;
+pub mod resolve;
+pub mod suggest;
+pub mod value;
+
+pub use error::{ProfileError, ProfileErrors};
+pub use facts::Facts;
+pub use resolve::{resolve, resolve_file, Effective, Entry, Library, Target};
+pub use value::Want;
