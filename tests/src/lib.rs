@@ -68,3 +68,191 @@ pub fn have_tool(tool: &str) -> bool {
         .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
         .unwrap_or(false)
 }
+
+/// The result of running nodetune.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs nodetune with `args` and the given extra environment.
+pub fn nodetune(args: &[&str], env: &[(&str, &std::path::Path)]) -> Run {
+    run_cmd(
+        Command::new(bin())
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, *v))),
+    )
+}
+
+/// Runs a prepared command and captures its output.
+pub fn run_cmd(cmd: &mut Command) -> Run {
+    let out = cmd.output().expect("start command");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A stand-in host in a temporary directory: a sysctl tree with kernel-like defaults, procfs
+/// and sysfs files for host facts, a root for /etc, and a state directory.
+pub struct FakeHost {
+    pub dir: tempfile::TempDir,
+}
+
+/// Default values written by [`FakeHost::new`] (as a 6.x kernel prints them).
+pub const FAKE_SYSCTLS: &[(&str, &str)] = &[
+    ("fs/file-max", "9223372036854775807"),
+    ("fs/nr_open", "1048576"),
+    ("kernel/osrelease", "6.1.0-18-amd64"),
+    ("net/core/default_qdisc", "pfifo_fast"),
+    ("net/core/netdev_max_backlog", "1000"),
+    ("net/core/rmem_max", "212992"),
+    ("net/core/wmem_max", "212992"),
+    ("net/core/somaxconn", "4096"),
+    ("net/ipv4/ip_local_port_range", "32768\t60999"),
+    ("net/ipv4/tcp_available_congestion_control", "reno cubic"),
+    ("net/ipv4/tcp_congestion_control", "cubic"),
+    ("net/ipv4/tcp_fastopen", "1"),
+    ("net/ipv4/tcp_max_syn_backlog", "512"),
+    ("net/ipv4/tcp_notsent_lowat", "4294967295"),
+    ("net/ipv4/tcp_rmem", "4096\t131072\t6291456"),
+    ("net/ipv4/tcp_slow_start_after_idle", "1"),
+    ("net/ipv4/tcp_syncookies", "1"),
+    ("net/ipv4/tcp_tw_reuse", "2"),
+    ("net/ipv4/tcp_wmem", "4096\t16384\t4194304"),
+];
+
+impl FakeHost {
+    pub fn new() -> FakeHost {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let h = FakeHost { dir };
+        for (k, v) in FAKE_SYSCTLS {
+            h.write(&format!("sys/{k}"), &format!("{v}\n"));
+        }
+        h.write(
+            "proc/meminfo",
+            "MemTotal:       16384000 kB\nMemFree:         8000000 kB\n",
+        );
+        h.write(
+            "proc/cpuinfo",
+            "processor\t: 0\nflags\t\t: fpu sse2\n\nprocessor\t: 1\nflags\t\t: fpu sse2\n",
+        );
+        h.write("sysfs/devices/system/cpu/online", "0-3\n");
+        std::fs::create_dir_all(h.path("root/etc")).expect("mkdir");
+        h
+    }
+
+    /// Loads nf_conntrack in the fake kernel (creates its keys and module parameter).
+    pub fn with_conntrack(self) -> FakeHost {
+        self.write("sys/net/netfilter/nf_conntrack_max", "262144\n");
+        self.write("sysfs/module/nf_conntrack/parameters/hashsize", "65536\n");
+        self
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, content).expect("write");
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    /// A sysctl value as the kernel file holds it.
+    pub fn sysctl(&self, key: &str) -> String {
+        self.read(&format!("sys/{}", key.replace('.', "/")))
+    }
+
+    /// Every file under the tree with its content, to prove nothing changed.
+    pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+            let mut entries: Vec<_> = std::fs::read_dir(dir).expect("readdir").flatten().collect();
+            entries.sort_by_key(|e| e.path());
+            for e in entries {
+                let p = e.path();
+                let ft = e.file_type().expect("file type");
+                if ft.is_dir() {
+                    walk(&p, out);
+                } else if ft.is_file() {
+                    out.push((p.clone(), std::fs::read(&p).expect("read")));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.dir.path(), &mut out);
+        out
+    }
+
+    /// Runs nodetune against this host (roots passed through the environment).
+    pub fn run(&self, args: &[&str]) -> Run {
+        nodetune(
+            args,
+            &[
+                ("NODETUNE_SYSCTL_ROOT", &self.path("sys")),
+                ("NODETUNE_PROCFS", &self.path("proc")),
+                ("NODETUNE_SYSFS", &self.path("sysfs")),
+                ("NODETUNE_ROOT", &self.path("root")),
+                ("NODETUNE_STATE_DIR", &self.path("state")),
+            ],
+        )
+    }
+}
+
+impl Default for FakeHost {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A network namespace created for one test with `ip netns add`, deleted on drop.
+pub struct TestNetns {
+    pub name: String,
+}
+
+impl TestNetns {
+    pub fn new(tag: &str) -> TestNetns {
+        let name = format!("nt-{tag}-{}", std::process::id());
+        let st = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("ip netns add");
+        assert!(st.success(), "ip netns add {name}");
+        TestNetns { name }
+    }
+
+    /// Reads a sysctl inside the namespace with the system's own tool.
+    pub fn sysctl(&self, key: &str) -> String {
+        let r =
+            run_cmd(Command::new("ip").args(["netns", "exec", &self.name, "sysctl", "-n", key]));
+        assert_eq!(r.code, 0, "sysctl -n {key}: {}", r.stderr);
+        r.stdout.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    pub fn set(&self, key: &str, value: &str) {
+        let r = run_cmd(Command::new("ip").args([
+            "netns",
+            "exec",
+            &self.name,
+            "sysctl",
+            "-w",
+            &format!("{key}={value}"),
+        ]));
+        assert_eq!(r.code, 0, "sysctl -w {key}: {}", r.stderr);
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .status();
+    }
+}

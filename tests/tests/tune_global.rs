@@ -1,0 +1,355 @@
+//! Global keys, files and failure handling, through a stand-in sysctl root in a temporary tree.
+
+use nodetune_e2e::{have_tool, is_root, require, run_cmd, FakeHost};
+use std::process::Command;
+
+fn profile(h: &FakeHost, name: &str, text: &str) {
+    h.write(&format!("root/etc/nodetune/profiles.d/{name}.toml"), text);
+}
+
+const GLOBAL: &str = r#"
+[sysctl]
+"fs.file-max" = 2000000
+"net.core.rmem_max" = ">=16777216"
+"net.core.netdev_max_backlog" = 16384
+"net.core.somaxconn" = 65535
+[conntrack]
+max = 1048576
+"#;
+
+#[test]
+fn global_keys_apply_check_and_revert() {
+    let h = FakeHost::new().with_conntrack();
+    profile(&h, "g", GLOBAL);
+    let r = h.run(&["apply", "-p", "g"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(h.sysctl("fs.file-max"), "2000000\n");
+    assert_eq!(h.sysctl("net.core.rmem_max"), "16777216\n");
+    assert_eq!(h.sysctl("net.core.netdev_max_backlog"), "16384\n");
+    assert_eq!(h.sysctl("net.netfilter.nf_conntrack_max"), "1048576\n");
+    assert_eq!(h.run(&["check", "-p", "g"]).code, 0);
+
+    h.write("sys/net/core/rmem_max", "4194304\n");
+    let r = h.run(&["check", "-p", "g"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stdout
+            .contains("drifted: net.core.rmem_max is 4194304 (profile g wants >=16777216)"),
+        "{}",
+        r.stdout
+    );
+
+    let r = h.run(&["revert"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(h.sysctl("fs.file-max"), "9223372036854775807\n");
+    assert_eq!(h.sysctl("net.core.rmem_max"), "212992\n");
+    assert_eq!(h.sysctl("net.core.netdev_max_backlog"), "1000\n");
+    assert_eq!(h.sysctl("net.netfilter.nf_conntrack_max"), "262144\n");
+}
+
+#[test]
+fn floors_keep_higher_values() {
+    let h = FakeHost::new();
+    h.write("sys/net/core/rmem_max", "33554432\n");
+    h.write("sys/net/ipv4/tcp_rmem", "4096\t131072\t33554432\n");
+    profile(&h, "f", "[sysctl]\n\"net.core.rmem_max\" = \">=16777216\"\n\"net.ipv4.tcp_rmem\" = \"4096 87380 >=16777216\"\n");
+    let r = h.run(&["apply", "-p", "f"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        h.sysctl("net.core.rmem_max"),
+        "33554432\n",
+        "a floor never lowers"
+    );
+    assert_eq!(h.sysctl("net.ipv4.tcp_rmem"), "4096 87380 33554432\n");
+    // Tabs in the kernel's output compare equal to spaces.
+    h.write("sys/net/ipv4/tcp_rmem", "4096\t87380\t33554432\n");
+    assert_eq!(h.run(&["check", "-p", "f"]).code, 0);
+}
+
+#[test]
+fn a_rejected_value_rolls_back_what_was_written() {
+    // A real kernel refusal, without touching the host: inside a fresh network namespace,
+    // the stand-in tree's net.core.netdev_max_backlog is a link to that namespace's
+    // tcp_tw_reuse, which accepts only 0..2.
+    if !require(
+        is_root() && have_tool("unshare"),
+        "root with unshare (util-linux)",
+    ) {
+        return;
+    }
+    let h = FakeHost::new();
+    let link = h.path("sys/net/core/netdev_max_backlog");
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink("/proc/sys/net/ipv4/tcp_tw_reuse", &link).unwrap();
+    profile(&h, "g", GLOBAL);
+    let r = run_cmd(
+        Command::new("unshare")
+            .arg("-n")
+            .arg(nodetune_e2e::bin())
+            .args(["apply", "-p", "g", "--sysctl-root"])
+            .arg(h.path("sys"))
+            .arg("--path.procfs")
+            .arg(h.path("proc"))
+            .arg("--path.sysfs")
+            .arg(h.path("sysfs"))
+            .arg("--root")
+            .arg(h.path("root"))
+            .arg("--state-dir")
+            .arg(h.path("state")),
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("net.core.netdev_max_backlog")
+            && r.stdout.contains("the kernel rejected the value (EINVAL)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains(
+            "apply failed and every value written was rolled back: net.core.netdev_max_backlog"
+        ),
+        "{}",
+        r.stderr
+    );
+    // Keys written before the failure (sorted: fs.file-max first) are back.
+    assert!(r.stdout.contains("rolled-back"), "{}", r.stdout);
+    assert_eq!(h.sysctl("fs.file-max"), "9223372036854775807\n");
+}
+
+#[test]
+fn a_read_only_key_rolls_back_what_was_written() {
+    // net.core.rmem_max is read-only inside a child namespace, for root too.
+    if !require(
+        is_root() && have_tool("unshare"),
+        "root with unshare (util-linux)",
+    ) {
+        return;
+    }
+    let h = FakeHost::new();
+    let link = h.path("sys/net/core/rmem_max");
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink("/proc/sys/net/core/rmem_max", &link).unwrap();
+    profile(&h, "g", "[sysctl]\n\"fs.file-max\" = 2000000\n\"net.core.netdev_max_backlog\" = 16384\n\"net.core.rmem_max\" = 16777216\n\"net.core.somaxconn\" = 65535\n");
+    let r = run_cmd(
+        Command::new("unshare")
+            .arg("-n")
+            .arg(nodetune_e2e::bin())
+            .args(["apply", "-p", "g"])
+            .env("NODETUNE_SYSCTL_ROOT", h.path("sys"))
+            .env("NODETUNE_PROCFS", h.path("proc"))
+            .env("NODETUNE_SYSFS", h.path("sysfs"))
+            .env("NODETUNE_ROOT", h.path("root"))
+            .env("NODETUNE_STATE_DIR", h.path("state")),
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("permission denied: the key is read-only here"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("rolled back: net.core.rmem_max"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(h.sysctl("fs.file-max"), "9223372036854775807\n");
+    assert_eq!(h.sysctl("net.core.netdev_max_backlog"), "1000\n");
+    assert_eq!(
+        h.sysctl("net.core.somaxconn"),
+        "4096\n",
+        "not reached, not written"
+    );
+}
+
+#[test]
+fn pending_module_keys_and_out_of_scope_are_not_errors() {
+    let h = FakeHost::new(); // nf_conntrack not loaded
+    profile(&h, "c", "[conntrack]\nmax = 1048576\nbuckets = \">=max\"\n[sysctl]\n\"net.core.somaxconn\" = 8192\n");
+    let r = h.run(&["plan", "-p", "c"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("module nf_conntrack is not loaded; the value is applied when it is"),
+        "{}",
+        r.stdout
+    );
+    let r = h.run(&["apply", "-p", "c"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("pending: net.netfilter.nf_conntrack_max"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(h.run(&["check", "-p", "c"]).code, 0);
+    // Once the module appears, the keys are applied.
+    let h2 = h.with_conntrack();
+    assert_eq!(h2.run(&["check", "-p", "c"]).code, 2);
+    assert_eq!(h2.run(&["apply", "-p", "c"]).code, 0);
+    assert_eq!(h2.sysctl("net.netfilter.nf_conntrack_max"), "1048576\n");
+    assert_eq!(
+        h2.read("sysfs/module/nf_conntrack/parameters/hashsize"),
+        "1048576\n"
+    );
+}
+
+#[test]
+fn congestion_control_loads_the_module_first() {
+    let h = FakeHost::new();
+    // A stand-in modprobe that "loads" tcp_bbr by adding it to the available list.
+    let avail = h.path("sys/net/ipv4/tcp_available_congestion_control");
+    h.write(
+        "bin/modprobe",
+        &format!(
+            "#!/bin/sh\n[ \"$1\" = tcp_bbr ] || exit 1\necho 'reno cubic bbr' > '{}'\n",
+            avail.display()
+        ),
+    );
+    let mp = h.path("bin/modprobe");
+    std::fs::set_permissions(&mp, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    profile(&h, "b", "[congestion]\ncontrol = \"bbr\"\nqdisc = \"fq\"\n");
+    let r = h.run(&["plan", "-p", "b"]);
+    assert!(
+        r.stdout
+            .contains("bbr is not available (reno cubic); apply loads module tcp_bbr first"),
+        "{}",
+        r.stdout
+    );
+    let r = h.run(&["apply", "-p", "b", "--modprobe", mp.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(h.sysctl("net.ipv4.tcp_congestion_control"), "bbr\n");
+    assert_eq!(h.sysctl("net.core.default_qdisc"), "fq\n");
+    // A module that cannot be loaded fails the apply and rolls back.
+    profile(
+        &h,
+        "x",
+        "[congestion]\ncontrol = \"westwood\"\nqdisc = \"fq_codel\"\n",
+    );
+    let r = h.run(&["apply", "-p", "x", "--modprobe", mp.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("modprobe tcp_westwood failed"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        h.sysctl("net.core.default_qdisc"),
+        "fq\n",
+        "rolled back to the value before this apply"
+    );
+}
+
+#[test]
+fn limits_write_drop_ins_and_revert_removes_them() {
+    let h = FakeHost::new();
+    profile(
+        &h,
+        "l",
+        "[limits]\nnofile = 2097152\nservices = [\"nginx.service\"]\n",
+    );
+    let r = h.run(&["apply", "-p", "l"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(h.sysctl("fs.nr_open"), "2097152\n");
+    assert!(h
+        .read("root/etc/systemd/system.conf.d/60-nodetune-nofile.conf")
+        .contains("DefaultLimitNOFILE=2097152\n"));
+    assert!(h
+        .read("root/etc/systemd/system/nginx.service.d/60-nodetune-nofile.conf")
+        .contains("[Service]\nLimitNOFILE=2097152\n"));
+    assert!(h
+        .read("root/etc/security/limits.d/60-nodetune-nofile.conf")
+        .contains("* - nofile 2097152\n"));
+    assert_eq!(h.run(&["check", "-p", "l"]).code, 0);
+    let r = h.run(&["revert"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(!h
+        .path("root/etc/systemd/system.conf.d/60-nodetune-nofile.conf")
+        .exists());
+    assert!(!h
+        .path("root/etc/security/limits.d/60-nodetune-nofile.conf")
+        .exists());
+    assert_eq!(h.sysctl("fs.nr_open"), "1048576\n");
+}
+
+#[test]
+fn persist_and_boot_conflicts() {
+    let h = FakeHost::new();
+    h.write(
+        "root/etc/sysctl.d/60-app.conf",
+        "# app tuning\nnet.core.somaxconn = 1024\n",
+    );
+    h.write("root/etc/sysctl.conf", "net.ipv4.tcp_fastopen = 1\n");
+    profile(
+        &h,
+        "p",
+        "[sysctl]\n\"net.core.somaxconn\" = 65535\n\"net.ipv4.tcp_fastopen\" = 3\n",
+    );
+    let r = h.run(&["plan", "-p", "p"]);
+    assert!(
+        r.stdout.contains("conflict: net.core.somaxconn = 1024 at /etc/sysctl.d/60-app.conf:2: systemd-sysctl sets 1024 at boot"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("conflict: net.ipv4.tcp_fastopen = 1 at /etc/sysctl.conf:1"),
+        "{}",
+        r.stdout
+    );
+    let r = h.run(&["apply", "-p", "p", "--persist"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let dropin = h.read("root/etc/sysctl.d/99-zz-nodetune.conf");
+    assert!(
+        dropin.contains("net.core.somaxconn = 65535\n")
+            && dropin.contains("net.ipv4.tcp_fastopen = 3\n"),
+        "{dropin}"
+    );
+    // Running apply again changes nothing.
+    let r = h.run(&["apply", "-p", "p", "--persist"]);
+    assert!(r.stdout.contains("already in effect"), "{}", r.stdout);
+    assert_eq!(h.run(&["revert"]).code, 0);
+    assert!(!h.path("root/etc/sysctl.d/99-zz-nodetune.conf").exists());
+    assert_eq!(h.sysctl("net.core.somaxconn"), "4096\n");
+}
+
+#[test]
+fn unwritable_state_dir_refuses_before_writing() {
+    let h = FakeHost::new();
+    h.write("state", "a file where the state directory should be");
+    profile(&h, "s", "[sysctl]\n\"net.core.somaxconn\" = 65535\n");
+    let before = h.snapshot();
+    let r = h.run(&["apply", "-p", "s"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("is not writable, so originals cannot be saved; nothing was changed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(h.snapshot(), before);
+}
+
+#[test]
+fn use_sets_the_active_profile() {
+    let h = FakeHost::new();
+    let r = h.run(&["plan"]);
+    assert!(
+        r.stdout.starts_with("profile base "),
+        "default profile is base: {}",
+        r.stdout
+    );
+    let r = h.run(&["use", "api-nod"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("api-nod: no such profile (did you mean \"api-node\"?)"),
+        "{}",
+        r.stderr
+    );
+    let r = h.run(&["use", "api-node"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(h.read("state/active-profile"), "api-node\n");
+    let r = h.run(&["plan", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["profile"], "api-node");
+}
