@@ -55,7 +55,7 @@ pub struct Roots {
     /// State directory (saved originals, active profile) [default: ROOT/var/lib/nodetune].
     #[arg(long = "state-dir", env = "NODETUNE_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Extra profile directory, searched before /etc/nodetune/profiles.d.
+    /// Extra profile directory; its profiles override those of the same name elsewhere.
     #[arg(long = "profile-dir", env = "NODETUNE_PROFILE_DIR", value_name = "DIR")]
     pub profile_dir: Option<PathBuf>,
 }
