@@ -192,7 +192,7 @@ fn kind_text(k: Kind) -> (String, String) {
     match k {
         Kind::Int { min, max } => ("integer".into(), format!("{min}..={max}")),
         Kind::Ints { n, min, max } => (format!("{n} integers"), format!("each {min}..={max}")),
-        Kind::Word { choices } if choices.is_empty() => ("text".into(), String::new()),
+        Kind::Word { choices: [] } => ("text".into(), String::new()),
         Kind::Word { choices } => ("word".into(), choices.join(", ")),
     }
 }
