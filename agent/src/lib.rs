@@ -9,6 +9,8 @@
 
 pub mod cli;
 pub mod collect;
+pub mod config;
 pub mod expose;
 pub mod profile;
 pub mod tune;
+pub mod watch;
