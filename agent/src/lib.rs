@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod daemon;
 pub mod expose;
 pub mod profile;
 pub mod tune;

@@ -98,7 +98,7 @@ impl Roots {
         Ok(self
             .store()
             .active_profile()?
-            .unwrap_or_else(|| DEFAULT_PROFILE.to_string()))
+            .unwrap_or_else(|| crate::profile::DEFAULT_PROFILE.to_string()))
     }
 
     /// Enters `--netns` if given and says which namespace the commands work in. A namespace
@@ -120,9 +120,6 @@ impl Roots {
         Ok(netns::current())
     }
 }
-
-/// The profile used when none is chosen.
-pub const DEFAULT_PROFILE: &str = "base";
 
 /// Flags of plan, apply and check.
 #[derive(Debug, Clone, clap::Args)]

@@ -74,6 +74,7 @@ pub struct Config {
     /// has caused outages with other tools).
     pub rollback_on_stop: bool,
     pub web: Web,
+    pub alerts: crate::watch::alerts::Thresholds,
 }
 
 impl Default for Config {
@@ -84,6 +85,7 @@ impl Default for Config {
             drift_interval: Duration::from_secs(1),
             rollback_on_stop: false,
             web: Web::default(),
+            alerts: Default::default(),
         }
     }
 }

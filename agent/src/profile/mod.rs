@@ -12,3 +12,6 @@ pub use error::{ProfileError, ProfileErrors};
 pub use facts::Facts;
 pub use resolve::{resolve, resolve_file, Effective, Entry, Library, Target};
 pub use value::Want;
+
+/// The profile used when none is chosen.
+pub const DEFAULT_PROFILE: &str = "base";

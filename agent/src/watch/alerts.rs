@@ -9,10 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::collect::{Family, MetricType};
 
-/// Thresholds and durations, from `[alerts]` in nodetune.toml.
+/// `[alerts]` in nodetune.toml: evaluation, thresholds and durations, and where to push.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct Thresholds {
+    /// How often counters are collected and alerts evaluated.
+    #[serde(deserialize_with = "crate::config::duration")]
+    pub interval: Duration,
+    /// Alertmanager base URL (http://host:9093) to push alerts to; none by default.
+    pub alertmanager_url: Option<String>,
     /// How long a condition must hold before the alert fires.
     #[serde(deserialize_with = "crate::config::duration")]
     pub for_duration: Duration,
@@ -32,6 +37,8 @@ pub struct Thresholds {
 impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
+            interval: Duration::from_secs(15),
+            alertmanager_url: None,
             for_duration: Duration::from_secs(60),
             clear_duration: Duration::from_secs(300),
             conntrack_ratio: 0.9,

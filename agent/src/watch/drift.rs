@@ -60,6 +60,8 @@ struct Watched {
     corrections_total: u64,
     recent: VecDeque<Instant>,
     fight: Option<String>,
+    /// The last correction failed (reported once, not every tick).
+    failing: bool,
 }
 
 /// The drift watcher for one profile.
@@ -103,6 +105,7 @@ impl DriftWatch {
                 corrections_total: 0,
                 recent: VecDeque::new(),
                 fight: None,
+                failing: false,
             })
             .collect();
         DriftWatch {
@@ -181,6 +184,7 @@ impl DriftWatch {
         };
         item.actual = Some(actual.clone());
         if ok {
+            item.failing = false;
             if !item.in_sync {
                 item.in_sync = true;
                 events.push(Event::InSync { key });
@@ -222,7 +226,9 @@ impl DriftWatch {
             match item.want.target(&raw) {
                 Ok(v) => v,
                 Err(e) => {
-                    events.push(Event::CorrectionFailed { key, error: e });
+                    if !std::mem::replace(&mut item.failing, true) {
+                        events.push(Event::CorrectionFailed { key, error: e });
+                    }
                     return;
                 }
             }
@@ -242,10 +248,14 @@ impl DriftWatch {
                     },
                 });
             }
-            Err(e) => events.push(Event::CorrectionFailed {
-                key,
-                error: format!("{e:#}"),
-            }),
+            Err(e) => {
+                if !std::mem::replace(&mut item.failing, true) {
+                    events.push(Event::CorrectionFailed {
+                        key,
+                        error: format!("{e:#}"),
+                    });
+                }
+            }
         }
     }
 

@@ -1,0 +1,454 @@
+//! The daemon's life cycle: load the configuration and the profile, apply it (enforce mode),
+//! watch the managed keys every drift interval, evaluate alerts every alert interval, keep a
+//! status file and systemd informed, reload on SIGHUP or when profiles change, and stop
+//! cleanly (without rolling back unless configured to).
+
+pub mod alertmanager;
+pub mod log;
+pub mod notify;
+pub mod status;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+
+use crate::collect::{Family, MetricType};
+use crate::config::{Config, Mode};
+use crate::profile::{resolve, Facts, Library};
+use crate::tune::{self, Action, ApplyOptions, Kernel, Netns, Plan, Store};
+use crate::watch::alerts::{self, Engine, State, Transition};
+use crate::watch::drift::{DriftWatch, Event};
+use crate::watch::saturation;
+use log::Level;
+
+/// Where the daemon reads and writes, and what the command line overrides.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_path: PathBuf,
+    pub profile: Option<String>,
+    pub mode: Option<Mode>,
+    pub drift_interval: Option<Duration>,
+    pub kernel: Kernel,
+    pub store: Store,
+    pub library: Library,
+    pub procfs: PathBuf,
+    pub sysfs: PathBuf,
+    pub modprobe: String,
+}
+
+/// Everything a (re)load produces; replaced as a whole so a failed reload changes nothing.
+struct Loaded {
+    config: Config,
+    profile: String,
+    profile_source: &'static str,
+    watch: DriftWatch,
+    /// The plan as found at (re)load, before any apply.
+    plan: Plan,
+}
+
+/// The running daemon.
+pub struct Daemon {
+    settings: Settings,
+    loaded: Loaded,
+    engine: Engine,
+    netns: Netns,
+    started: SystemTime,
+    reload_error: Option<String>,
+    saturation: Option<Family>,
+    listen: Vec<String>,
+    /// Profile and config files seen at the last (re)load, to notice changes.
+    signature: Vec<(PathBuf, SystemTime, u64)>,
+}
+
+fn profile_choice(s: &Settings, cfg: &Config) -> anyhow::Result<(String, &'static str)> {
+    if let Some(p) = &s.profile {
+        return Ok((p.clone(), "--profile"));
+    }
+    if let Some(p) = s.store.active_profile()? {
+        return Ok((p, "nodetune use"));
+    }
+    if let Some(p) = &cfg.profile {
+        return Ok((p.clone(), "config file"));
+    }
+    Ok((crate::profile::DEFAULT_PROFILE.to_string(), "default"))
+}
+
+fn load(s: &Settings, netns: &Netns) -> anyhow::Result<Loaded> {
+    let mut config = Config::load(&s.config_path)?;
+    if let Some(m) = s.mode {
+        config.mode = m;
+    }
+    if let Some(d) = s.drift_interval {
+        config.drift_interval = d;
+    }
+    let (profile, profile_source) = profile_choice(s, &config)?;
+    let facts = Facts::read(&s.kernel.sysctl_root, &s.procfs, &s.sysfs)?;
+    let eff = resolve(&s.library, &profile, &facts).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let plan = tune::plan(&eff, &s.kernel, netns);
+    let mut current = None;
+    if config.mode == Mode::Enforce && plan.count(Action::Change) > 0 {
+        let opts = ApplyOptions {
+            persist: false,
+            modprobe: s.modprobe.clone(),
+        };
+        let outcome = tune::apply(&plan, &s.kernel, &s.store, &opts)?;
+        let level = if outcome.ok {
+            Level::Notice
+        } else {
+            Level::Error
+        };
+        log::log(level, &outcome.message, &[("PROFILE", &profile)]);
+        current = Some(tune::plan(&eff, &s.kernel, netns));
+    }
+    let watched = current.as_ref().unwrap_or(&plan);
+    let watch = DriftWatch::new(
+        watched,
+        config.mode,
+        s.kernel.clone(),
+        s.store.clone(),
+        &s.procfs,
+    );
+    Ok(Loaded {
+        config,
+        profile,
+        profile_source,
+        watch,
+        plan,
+    })
+}
+
+fn signature(s: &Settings) -> Vec<(PathBuf, SystemTime, u64)> {
+    let mut out = Vec::new();
+    let mut add = |p: PathBuf| {
+        if let Ok(m) = std::fs::metadata(&p) {
+            out.push((p, m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+        }
+    };
+    add(s.config_path.clone());
+    add(s.store.dir.join("active-profile"));
+    for dir in &s.library.dirs {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            paths.sort();
+            paths.into_iter().for_each(&mut add);
+        }
+    }
+    out
+}
+
+impl Daemon {
+    /// Loads and (in enforce mode) applies; prints the plan. An error here stops the start.
+    pub fn start(settings: Settings) -> anyhow::Result<Daemon> {
+        let netns = if settings.kernel.sysctl_root == std::path::Path::new("/proc/sys") {
+            tune::netns::current()
+        } else {
+            Netns::host()
+        };
+        let loaded = load(&settings, &netns)?;
+        let engine = Engine::new(loaded.config.alerts.clone());
+        let signature = signature(&settings);
+        let d = Daemon {
+            settings,
+            loaded,
+            engine,
+            netns,
+            started: SystemTime::now(),
+            reload_error: None,
+            saturation: None,
+            listen: Vec::new(),
+            signature,
+        };
+        log::log(
+            Level::Notice,
+            &format!("started: {}", d.status_line()),
+            &[
+                ("PROFILE", &d.loaded.profile),
+                ("MODE", d.loaded.config.mode.as_str()),
+            ],
+        );
+        Ok(d)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.loaded.config
+    }
+
+    /// The plan found at the last (re)load, before enforce mode applied it.
+    pub fn plan(&self) -> &Plan {
+        &self.loaded.plan
+    }
+
+    /// Records the addresses the endpoint listens on (for status).
+    pub fn set_listen(&mut self, addrs: Vec<String>) {
+        self.listen = addrs;
+    }
+
+    /// Reloads configuration and profiles; on any error the old ones stay in force.
+    pub fn reload(&mut self, why: &str) -> bool {
+        match load(&self.settings, &self.netns) {
+            Ok(l) => {
+                self.engine.thresholds = l.config.alerts.clone();
+                self.loaded = l;
+                self.reload_error = None;
+                self.signature = signature(&self.settings);
+                log::log(
+                    Level::Notice,
+                    &format!("reloaded ({why}): {}", self.status_line()),
+                    &[("PROFILE", &self.loaded.profile)],
+                );
+                true
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                log::log(
+                    Level::Error,
+                    &format!("reload ({why}) failed, keeping the running configuration: {msg}"),
+                    &[("PROFILE", &self.loaded.profile)],
+                );
+                self.reload_error = Some(msg);
+                self.signature = signature(&self.settings);
+                false
+            }
+        }
+    }
+
+    /// True when the configuration, the active-profile choice or a profile file changed.
+    pub fn files_changed(&self) -> bool {
+        signature(&self.settings) != self.signature
+    }
+
+    /// One drift tick; logs every event. Returns true when anything changed.
+    pub fn drift_tick(&mut self, now: Instant) -> bool {
+        let events = self.loaded.watch.tick(now);
+        let profile = self.loaded.profile.clone();
+        for e in &events {
+            match e {
+                Event::Drifted { key, expected, actual } => log::log(
+                    Level::Warning,
+                    &format!("drift: {key} is {actual}, profile {profile} wants {expected}"),
+                    &[("KEY", key), ("EXPECTED", expected), ("ACTUAL", actual), ("PROFILE", &profile)],
+                ),
+                Event::Corrected { key, from, to } => log::log(
+                    Level::Notice,
+                    &format!("corrected: {key} {from} -> {to}"),
+                    &[("KEY", key), ("EXPECTED", to), ("ACTUAL", from), ("PROFILE", &profile)],
+                ),
+                Event::CorrectionFailed { key, error } => log::log(
+                    Level::Error,
+                    &format!("cannot correct {key}: {error}"),
+                    &[("KEY", key), ("PROFILE", &profile)],
+                ),
+                Event::Fight { key, writer } => log::log(
+                    Level::Error,
+                    &format!("fight: {key} keeps being changed back; corrections stopped. Likely writer: {writer}"),
+                    &[("KEY", key), ("WRITER", writer), ("PROFILE", &profile)],
+                ),
+                Event::InSync { key } => log::log(
+                    Level::Info,
+                    &format!("{key} is back in sync"),
+                    &[("KEY", key), ("PROFILE", &profile)],
+                ),
+                Event::PendingApplied { key, value } => log::log(
+                    Level::Notice,
+                    &format!("module loaded: applied pending {key} = {value}"),
+                    &[("KEY", key), ("EXPECTED", value), ("PROFILE", &profile)],
+                ),
+            }
+        }
+        !events.is_empty()
+    }
+
+    /// Evaluates the alerts on freshly collected families; logs every transition and returns
+    /// the alerts to push (all firing ones, and those that just resolved).
+    pub fn alert_tick(&mut self, fams: &[Family], now: Instant) -> Vec<alerts::Alert> {
+        let sat = saturation::family(fams, &self.settings.kernel);
+        let mut signals = {
+            let mut all: Vec<Family> = fams.to_vec();
+            all.push(sat.clone());
+            self.engine.signals(&all, now)
+        };
+        self.saturation = Some(sat);
+        signals.extend(alerts::drift_signals(
+            &self.loaded.watch.states(),
+            &self.loaded.profile,
+        ));
+        let transitions = self.engine.update(&signals, now);
+        let mut push: Vec<alerts::Alert> = Vec::new();
+        for Transition { alert, from } in &transitions {
+            let labels: Vec<String> = alert
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let what = match (from, alert.state) {
+                (None, _) => "pending",
+                (_, State::Firing) => "firing",
+                (_, State::Resolved) => "resolved",
+                (_, State::Pending) => "pending",
+            };
+            let level = match alert.state {
+                State::Firing => Level::Warning,
+                _ => Level::Notice,
+            };
+            log::log(
+                level,
+                &format!(
+                    "alert {} {what} [{}]: {}. Remedy: {}",
+                    alert.name,
+                    labels.join(" "),
+                    alert.summary,
+                    alert.remedy
+                ),
+                &[
+                    ("ALERT", alert.name),
+                    ("STATE", what),
+                    ("SEVERITY", alert.severity),
+                    ("REMEDY", alert.remedy),
+                ],
+            );
+            if alert.state == State::Resolved {
+                push.push(alert.clone());
+            }
+        }
+        push.extend(
+            self.engine
+                .active()
+                .into_iter()
+                .filter(|a| a.state == State::Firing)
+                .cloned(),
+        );
+        push
+    }
+
+    /// nodetune's own families for /metrics.
+    pub fn families(&self) -> Vec<Family> {
+        let mut out = self.loaded.watch.families();
+        out.push(self.engine.family());
+        if let Some(s) = &self.saturation {
+            out.push(s.clone());
+        }
+        let mut build = Family::new(
+            "nodetune_build_info",
+            "nodetune's version (always 1).",
+            MetricType::Gauge,
+        );
+        build.push(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+        out.push(build);
+        let mut reload = Family::new(
+            "nodetune_config_last_reload_successful",
+            "Whether the last configuration reload succeeded.",
+            MetricType::Gauge,
+        );
+        reload.push(
+            &[],
+            if self.reload_error.is_some() {
+                0.0
+            } else {
+                1.0
+            },
+        );
+        out.push(reload);
+        out
+    }
+
+    /// One line for systemd's STATUS= and logs.
+    pub fn status_line(&self) -> String {
+        let (ok, bad) = self.loaded.watch.counts();
+        let firing = self
+            .engine
+            .active()
+            .iter()
+            .filter(|a| a.state == State::Firing)
+            .count();
+        format!(
+            "profile {} ({}): {ok}/{} keys in sync, {firing} alert(s) firing",
+            self.loaded.profile,
+            self.loaded.config.mode.as_str(),
+            ok + bad
+        )
+    }
+
+    /// Writes the status file for `nodetune status`.
+    pub fn write_status(&self) -> anyhow::Result<()> {
+        let (in_sync, drifted) = self.loaded.watch.counts();
+        let st = status::Status {
+            pid: std::process::id(),
+            started: alertmanager::rfc3339(self.started),
+            updated: alertmanager::rfc3339(SystemTime::now()),
+            profile: self.loaded.profile.clone(),
+            profile_source: self.loaded.profile_source.into(),
+            mode: self.loaded.config.mode.as_str().into(),
+            netns: self.netns.label.clone(),
+            listen: self.listen.clone(),
+            in_sync,
+            drifted,
+            keys: self
+                .loaded
+                .watch
+                .states()
+                .into_iter()
+                .map(|k| status::KeyLine {
+                    state: if k.pending {
+                        "pending".into()
+                    } else if k.fight.is_some() {
+                        "fight".into()
+                    } else if k.in_sync {
+                        "in-sync".into()
+                    } else {
+                        "drifted".into()
+                    },
+                    key: k.key,
+                    want: k.want,
+                    actual: k.actual,
+                    drift_total: k.drift_total,
+                    corrections_total: k.corrections_total,
+                })
+                .collect(),
+            alerts: self
+                .engine
+                .active()
+                .into_iter()
+                .map(|a| status::AlertLine {
+                    name: a.name.into(),
+                    severity: a.severity.into(),
+                    state: if a.state == State::Firing {
+                        "firing".into()
+                    } else {
+                        "pending".into()
+                    },
+                    labels: a.labels.clone(),
+                    summary: a.summary.clone(),
+                    remedy: a.remedy.into(),
+                })
+                .collect(),
+            reload_error: self.reload_error.clone(),
+        };
+        status::write(&self.settings.store.dir, &st).context("writing daemon status")
+    }
+
+    /// On stop: roll back only when configured to (rollback on stop has caused outages).
+    pub fn stop(&mut self) {
+        if self.loaded.config.rollback_on_stop {
+            match tune::revert(
+                &self.settings.kernel,
+                &self.settings.store,
+                &self.netns.label,
+            ) {
+                Ok(o) => log::log(Level::Notice, &format!("stopping: {}", o.message), &[]),
+                Err(e) => log::log(
+                    Level::Error,
+                    &format!("stopping: revert failed: {e:#}"),
+                    &[],
+                ),
+            }
+        } else {
+            log::log(
+                Level::Notice,
+                "stopping; tuned values stay in place (rollback-on-stop = false)",
+                &[],
+            );
+        }
+        let _ = std::fs::remove_file(status::path(&self.settings.store.dir));
+    }
+}
