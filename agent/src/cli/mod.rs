@@ -6,6 +6,7 @@ pub mod common;
 pub mod metrics;
 pub mod profile;
 pub mod run;
+pub mod status;
 pub mod table;
 pub mod tune;
 
@@ -38,6 +39,8 @@ pub enum Command {
     Revert(tune::RevertArgs),
     /// Make a profile the active one (persisted in the state directory).
     Use(tune::UseArgs),
+    /// The running daemon: profile, mode, keys in sync or drifted, alerts.
+    Status(status::Args),
 }
 
 /// Parses the command line, runs the command and returns the process exit code.
@@ -52,6 +55,7 @@ pub fn main() -> i32 {
         Command::Check(args) => tune::check_main(args),
         Command::Revert(args) => tune::revert_main(args),
         Command::Use(args) => tune::use_main(args),
+        Command::Status(args) => status::main(args),
     };
     match result {
         Ok(code) => code,

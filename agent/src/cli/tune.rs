@@ -301,6 +301,10 @@ pub fn use_main(a: &UseArgs) -> anyhow::Result<i32> {
         Some(p) if p != a.profile => println!("active profile: {} (was {p})", a.profile),
         _ => println!("active profile: {}", a.profile),
     }
-    println!("run `nodetune apply` to apply it now; the daemon picks it up on reload");
+    if crate::daemon::status::signal_reload(&store.dir)? {
+        println!("told the running daemon to reload");
+    } else {
+        println!("no daemon is running: run `nodetune apply` to apply it now");
+    }
     Ok(0)
 }

@@ -6,6 +6,7 @@
 pub mod alertmanager;
 pub mod log;
 pub mod notify;
+pub mod run;
 pub mod status;
 
 use std::path::PathBuf;

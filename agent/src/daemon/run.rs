@@ -1,0 +1,125 @@
+//! The daemon's event loop on the current-thread runtime: drift ticks, alert ticks (collection
+//! runs on a blocking thread), profile-file polling, SIGHUP reloads, watchdog pings, and a
+//! clean stop on SIGTERM or SIGINT.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::time::{interval, MissedTickBehavior};
+
+use super::{alertmanager, log, notify, Daemon};
+use crate::collect::Family;
+use log::Level;
+
+/// Collects the families alert rules read (all enabled collectors).
+pub type Collect = Arc<dyn Fn() -> Vec<Family> + Send + Sync>;
+
+/// How often profile directories and the config file are checked for changes.
+const FILE_POLL: Duration = Duration::from_secs(5);
+
+fn lock(d: &Mutex<Daemon>) -> std::sync::MutexGuard<'_, Daemon> {
+    // A panic while holding the lock must not take the daemon down with it.
+    d.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn ticker(every: Duration) -> tokio::time::Interval {
+    let mut i = interval(every);
+    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    i
+}
+
+fn publish(d: &Daemon) {
+    if let Err(e) = d.write_status() {
+        log::log(Level::Warning, &format!("{e:#}"), &[]);
+    }
+    let _ = notify::notify(&format!("STATUS={}", d.status_line()));
+}
+
+/// Runs until SIGTERM or SIGINT. Call once the endpoint is listening: READY=1 is sent first.
+pub async fn run(daemon: Arc<Mutex<Daemon>>, collect: Collect) -> anyhow::Result<()> {
+    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let (mut drift_every, mut alert_every) = {
+        let d = lock(&daemon);
+        (d.config().drift_interval, d.config().alerts.interval)
+    };
+    let mut drift = ticker(drift_every);
+    let mut alerts = ticker(alert_every);
+    let mut files = ticker(FILE_POLL);
+    let mut watchdog = ticker(
+        notify::watchdog_period()
+            .map(|p| p / 2)
+            .unwrap_or(Duration::from_secs(3600)),
+    );
+    {
+        let d = lock(&daemon);
+        publish(&d);
+        let _ = notify::notify(&format!("READY=1\nSTATUS={}", d.status_line()));
+    }
+    loop {
+        let mut reloaded = false;
+        tokio::select! {
+            _ = drift.tick() => {
+                let mut d = lock(&daemon);
+                if d.drift_tick(Instant::now()) {
+                    publish(&d);
+                }
+            }
+            _ = alerts.tick() => {
+                let c = collect.clone();
+                let fams = tokio::task::spawn_blocking(move || c()).await.unwrap_or_default();
+                let (push, url) = {
+                    let mut d = lock(&daemon);
+                    let push = d.alert_tick(&fams, Instant::now());
+                    publish(&d);
+                    (push, d.config().alerts.alertmanager_url.clone())
+                };
+                if let Some(url) = url {
+                    let instance = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string();
+                    tokio::spawn(async move {
+                        if let Err(e) = alertmanager::push(&url, &push, &instance).await {
+                            log::log(Level::Warning, &format!("{e:#}"), &[]);
+                        }
+                    });
+                }
+            }
+            _ = files.tick() => {
+                let mut d = lock(&daemon);
+                if d.files_changed() {
+                    reloaded = d.reload("configuration or profile files changed");
+                    publish(&d);
+                }
+            }
+            _ = hup.recv() => {
+                let mut d = lock(&daemon);
+                let _ = notify::notify("RELOADING=1");
+                reloaded = d.reload("SIGHUP");
+                publish(&d);
+                let _ = notify::notify("READY=1");
+            }
+            _ = watchdog.tick() => {
+                let _ = notify::notify("WATCHDOG=1");
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+        if reloaded {
+            let d = lock(&daemon);
+            let (de, ae) = (d.config().drift_interval, d.config().alerts.interval);
+            if de != drift_every {
+                drift_every = de;
+                drift = ticker(de);
+            }
+            if ae != alert_every {
+                alert_every = ae;
+                alerts = ticker(ae);
+            }
+        }
+    }
+    let _ = notify::notify("STOPPING=1");
+    lock(&daemon).stop();
+    Ok(())
+}
