@@ -41,6 +41,11 @@ pub enum Command {
     Use(tune::UseArgs),
     /// The running daemon: profile, mode, keys in sync or drifted, alerts.
     Status(status::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages (nodetune.1 and one per subcommand) into a directory.
+    #[command(hide = true)]
+    Manpages { dir: std::path::PathBuf },
 }
 
 /// Parses the command line, runs the command and returns the process exit code.
@@ -56,6 +61,22 @@ pub fn main() -> i32 {
         Command::Revert(args) => tune::revert_main(args),
         Command::Use(args) => tune::use_main(args),
         Command::Status(args) => status::main(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "nodetune",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
+        Command::Manpages { dir } => {
+            use clap::CommandFactory;
+            clap_mangen::generate_to(Cli::command(), dir)
+                .map(|()| 0)
+                .map_err(|e| anyhow::anyhow!("writing man pages to {}: {e}", dir.display()))
+        }
     };
     match result {
         Ok(code) => code,
