@@ -218,3 +218,31 @@ fn docs_list_every_catalogue_key() {
         );
     }
 }
+
+#[test]
+fn writable_profiles_are_refused_like_sshd_strictmodes() {
+    if !nodetune_e2e::is_root() {
+        eprintln!("skipping: the check applies when nodetune runs as root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let h = FakeHost::new();
+    h.write(
+        "root/etc/nodetune/profiles.d/open.toml",
+        "[sysctl]\n\"net.core.somaxconn\" = 65535\n",
+    );
+    let f = h.path("root/etc/nodetune/profiles.d/open.toml");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let before = h.snapshot();
+    let r = h.run(&["apply", "-p", "open"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains(&format!(
+            "{}: refusing file writable by group or others (mode 666): chmod go-w",
+            f.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(h.snapshot(), before);
+}

@@ -353,3 +353,83 @@ fn use_sets_the_active_profile() {
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["profile"], "api-node");
 }
+
+#[test]
+fn kill_9_mid_apply_keeps_originals_and_revert_restores() {
+    // A FIFO stands in for a key whose write hangs: the plan reads it once (a helper thread
+    // feeds the value), then apply blocks opening it for writing, after the keys sorted
+    // before it were written. The process is killed there.
+    let h = FakeHost::new();
+    let fifo = h.path("sys/net/ipv4/tcp_tw_reuse");
+    std::fs::remove_file(&fifo).unwrap();
+    nix_mkfifo(&fifo);
+    profile(&h, "k", "[sysctl]\n\"fs.file-max\" = 2000000\n\"net.core.somaxconn\" = 65535\n\"net.ipv4.tcp_tw_reuse\" = 1\n");
+    let feeder = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(&fifo, "2\n").unwrap())
+    };
+    let mut child = Command::new(nodetune_e2e::bin())
+        .args(["apply", "-p", "k"])
+        .env("NODETUNE_SYSCTL_ROOT", h.path("sys"))
+        .env("NODETUNE_PROCFS", h.path("proc"))
+        .env("NODETUNE_SYSFS", h.path("sysfs"))
+        .env("NODETUNE_ROOT", h.path("root"))
+        .env("NODETUNE_STATE_DIR", h.path("state"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    feeder.join().unwrap();
+    // Wait (bounded) until the keys before the FIFO are written.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while h.sysctl("net.core.somaxconn") != "65535\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "apply never reached the FIFO"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "apply exited early");
+        std::thread::yield_now();
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(h.sysctl("fs.file-max"), "2000000\n");
+
+    // The originals were saved, synced, before the first write, all three of them.
+    let saved: serde_json::Value =
+        serde_json::from_str(&h.read("state/originals/host.json")).unwrap();
+    let entries: Vec<(String, String)> = saved["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["target"]["name"].as_str().unwrap().to_string(),
+                e["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        vec![
+            ("fs.file-max".into(), "9223372036854775807\n".into()),
+            ("net.core.somaxconn".into(), "4096\n".into()),
+            ("net.ipv4.tcp_tw_reuse".into(), "2\n".into()),
+        ]
+    );
+    // Restart: the "kernel" key never changed; revert brings back a known state.
+    std::fs::remove_file(&fifo).unwrap();
+    h.write("sys/net/ipv4/tcp_tw_reuse", "2\n");
+    let r = h.run(&["revert"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(h.sysctl("fs.file-max"), "9223372036854775807\n");
+    assert_eq!(h.sysctl("net.core.somaxconn"), "4096\n");
+    assert_eq!(h.sysctl("net.ipv4.tcp_tw_reuse"), "2\n");
+    // Or apply again: the profile ends fully applied.
+    assert_eq!(h.run(&["apply", "-p", "k"]).code, 0);
+    assert_eq!(h.run(&["check", "-p", "k"]).code, 0);
+}
+
+fn nix_mkfifo(path: &std::path::Path) {
+    let st = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(st.success());
+}

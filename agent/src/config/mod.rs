@@ -9,6 +9,8 @@ use serde::{Deserialize, Deserializer};
 
 use crate::profile::error::Pos;
 
+pub mod trust;
+
 /// The configuration compiled into the binary (the same file the packages install).
 pub const DEFAULT: &str = include_str!("../../../packaging/nodetune.toml");
 
@@ -140,7 +142,10 @@ impl Config {
     /// Loads a file; a missing file at the default path means the embedded default.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse(&path.display().to_string(), &text),
+            Ok(text) => {
+                trust::check(path).map_err(anyhow::Error::msg)?;
+                Config::parse(&path.display().to_string(), &text)
+            }
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound && path == Path::new(DEFAULT_PATH) =>
             {

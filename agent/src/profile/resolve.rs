@@ -89,6 +89,7 @@ impl Library {
                     .and_then(|s| s.to_str())
                     .unwrap_or_default()
                     .to_string();
+                crate::config::trust::check(&path).map_err(anyhow::Error::msg)?;
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
                 out.push(Source {
