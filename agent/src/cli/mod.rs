@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 pub mod common;
 pub mod metrics;
 pub mod profile;
+pub mod recommend;
 pub mod run;
 pub mod status;
 pub mod table;
@@ -41,6 +42,8 @@ pub enum Command {
     Use(tune::UseArgs),
     /// The running daemon: profile, mode, keys in sync or drifted, alerts.
     Status(status::Args),
+    /// Suggest a profile from host facts, and knobs from live saturation signals.
+    Recommend(recommend::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Write the man pages (nodetune.1 and one per subcommand) into a directory.
@@ -61,6 +64,7 @@ pub fn main() -> i32 {
         Command::Revert(args) => tune::revert_main(args),
         Command::Use(args) => tune::use_main(args),
         Command::Status(args) => status::main(args),
+        Command::Recommend(args) => recommend::main(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
