@@ -1,13 +1,34 @@
-//! `nodetune metrics`: print one scrape to stdout (not written yet).
+//! `nodetune metrics`: print one scrape to stdout, with the same collector flags as `run`.
+
+use std::io::Write;
+
+use anyhow::Context;
 
 use crate::collect::Options;
+use crate::expose::encode::{self, Format};
+use crate::expose::scrape::Scraper;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Print OpenMetrics instead of the Prometheus text format.
+    #[arg(long)]
+    pub openmetrics: bool,
     #[command(flatten)]
     pub collect: Options,
 }
 
-pub fn main(_args: &Args) -> anyhow::Result<i32> {
-    anyhow::bail!("`nodetune metrics` is not implemented yet")
+pub fn main(args: &Args) -> anyhow::Result<i32> {
+    let scraper = Scraper::new(&args.collect)?;
+    let fams = encode::normalize(scraper.scrape(&|_| true));
+    let mut out = String::with_capacity(64 * 1024);
+    let format = if args.openmetrics {
+        Format::OpenMetrics
+    } else {
+        Format::Text
+    };
+    encode::encode(&fams, format, &mut out);
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .context("writing to stdout")?;
+    Ok(0)
 }

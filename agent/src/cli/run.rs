@@ -1,13 +1,144 @@
-//! `nodetune run`: the daemon (not written yet).
+//! `nodetune run`: the daemon. Loads the configuration (flags override it), reports the
+//! profile's plan, applies it in enforce mode, serves `/metrics`, and runs the drift and alert
+//! loop until SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
 
 use crate::collect::Options;
+use crate::config::{self, Mode};
+use crate::daemon::{self, Daemon, Settings};
+use crate::expose::http::{self, Endpoint};
+use crate::expose::scrape::Scraper;
+use crate::profile::Library;
+use crate::tune::{Kernel, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Configuration file; when the default path is missing, the built-in default applies.
+    #[arg(long, env = "NODETUNE_CONFIG", default_value = config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    /// Profile to enforce or audit (overrides the configuration and `nodetune use`).
+    #[arg(long, short = 'p')]
+    pub profile: Option<String>,
+    /// enforce, audit or off (overrides the configuration).
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// How often managed keys are re-read, e.g. 1s or 500ms (overrides the configuration).
+    #[arg(long = "drift-interval", value_parser = config::parse_duration)]
+    pub drift_interval: Option<Duration>,
+    /// Address to listen on for the metrics endpoint [default: from the configuration, :9100].
+    #[arg(long = "web.listen-address")]
+    pub listen_address: Option<String>,
+    /// Path under which to expose metrics [default: /metrics].
+    #[arg(long = "web.telemetry-path")]
+    pub telemetry_path: Option<String>,
+    /// Maximum number of parallel scrape requests; 0 disables the limit [default: 40].
+    #[arg(long = "web.max-requests")]
+    pub max_requests: Option<usize>,
+    /// Accepted for node_exporter compatibility: nodetune exports no Go runtime metrics.
+    #[arg(long = "web.disable-exporter-metrics")]
+    pub disable_exporter_metrics: bool,
+    /// Root of the sysctl tree.
+    #[arg(
+        long = "sysctl-root",
+        env = "NODETUNE_SYSCTL_ROOT",
+        default_value = "/proc/sys"
+    )]
+    pub sysctl_root: PathBuf,
+    /// Root for configuration files read and written (/etc/sysctl.d, drop-ins, profiles).
+    #[arg(long = "root", env = "NODETUNE_ROOT", default_value = "/")]
+    pub root: PathBuf,
+    /// State directory [default: ROOT/var/lib/nodetune].
+    #[arg(long = "state-dir", env = "NODETUNE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Extra profile directory; its profiles override those of the same name elsewhere.
+    #[arg(long = "profile-dir", env = "NODETUNE_PROFILE_DIR")]
+    pub profile_dir: Option<PathBuf>,
+    /// Command used to load congestion-control modules.
+    #[arg(long, env = "NODETUNE_MODPROBE", default_value = "modprobe")]
+    pub modprobe: String,
     #[command(flatten)]
     pub collect: Options,
 }
 
-pub fn main(_args: &Args) -> anyhow::Result<i32> {
-    anyhow::bail!("`nodetune run` is not implemented yet")
+fn settings(a: &Args) -> Settings {
+    let mut dirs = vec![
+        a.root.join("usr/share/nodetune/profiles"),
+        a.root.join("etc/nodetune/profiles.d"),
+    ];
+    dirs.extend(a.profile_dir.clone());
+    Settings {
+        config_path: a.config.clone(),
+        profile: a.profile.clone(),
+        mode: a.mode,
+        drift_interval: a.drift_interval,
+        kernel: Kernel {
+            sysctl_root: a.sysctl_root.clone(),
+            sysfs: a.collect.sysfs.clone(),
+            root: a.root.clone(),
+        },
+        store: Store::new(
+            a.state_dir
+                .clone()
+                .unwrap_or_else(|| a.root.join("var/lib/nodetune")),
+        ),
+        library: Library::new(dirs),
+        procfs: a.collect.procfs.clone(),
+        sysfs: a.collect.sysfs.clone(),
+        modprobe: a.modprobe.clone(),
+    }
+}
+
+pub fn main(a: &Args) -> anyhow::Result<i32> {
+    let d = Daemon::start(settings(a))?;
+    crate::cli::tune::print_plan(d.plan());
+    let web = d.config().web.clone();
+    let listen = a.listen_address.clone().unwrap_or(web.listen_address);
+    let path = a.telemetry_path.clone().unwrap_or(web.telemetry_path);
+    let max_requests = a.max_requests.unwrap_or(web.max_requests);
+    let scraper = Scraper::new(&a.collect)?;
+    let daemon = Arc::new(Mutex::new(d));
+    let extra_daemon = daemon.clone();
+    let ep = Arc::new(Endpoint {
+        scraper,
+        telemetry_path: path,
+        max_requests,
+        extra: Some(Arc::new(move || {
+            extra_daemon
+                .lock()
+                .map(|d| d.families())
+                .unwrap_or_default()
+        })),
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async move {
+        let listeners = http::bind(&listen).await?;
+        let addrs: Vec<String> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .map(|a| a.to_string())
+            .collect();
+        daemon::log::log(
+            daemon::log::Level::Notice,
+            &format!("serving metrics on {}", addrs.join(", ")),
+            &[],
+        );
+        if let Ok(mut d) = daemon.lock() {
+            d.set_listen(addrs);
+        }
+        let server = tokio::spawn(http::serve(listeners, ep.clone()));
+        let collect_ep = ep.clone();
+        let collect: daemon::run::Collect = Arc::new(move || collect_ep.scraper.scrape(&|_| true));
+        let result = daemon::run::run(daemon, collect).await;
+        server.abort();
+        result
+    })?;
+    Ok(0)
 }

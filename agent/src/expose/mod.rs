@@ -1,1 +1,5 @@
-//! Exposition: the text encoders and the HTTP endpoint (not written yet).
+//! Exposition: the text encoders, the scrape orchestration and the HTTP endpoint.
+
+pub mod encode;
+pub mod http;
+pub mod scrape;

@@ -1,0 +1,222 @@
+//! Text exposition: Prometheus format 0.0.4 and OpenMetrics 1.0, byte-compatible with
+//! client_golang's output (families sorted by name, labels sorted by name, series sorted by
+//! label values, Go's shortest float formatting).
+
+use std::fmt::Write;
+
+use crate::collect::{Family, MetricType};
+
+/// Which format to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `text/plain; version=0.0.4`.
+    Text,
+    /// `application/openmetrics-text; version=1.0.0`.
+    OpenMetrics,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+
+    /// Picks the format from an HTTP Accept header.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Text,
+        }
+    }
+}
+
+/// Writes a float as Go's `strconv.FormatFloat(v, 'g', -1, 64)` does.
+pub fn write_float(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else if v == 0.0 {
+        out.push_str(if v.is_sign_negative() { "-0" } else { "0" });
+    } else {
+        let sci = format!("{v:e}");
+        let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+        let exp: i32 = exp.parse().unwrap_or(0);
+        if !(-4..6).contains(&exp) {
+            let _ = write!(
+                out,
+                "{mant}e{}{:02}",
+                if exp < 0 { '-' } else { '+' },
+                exp.abs()
+            );
+        } else {
+            let _ = write!(out, "{v}");
+        }
+    }
+}
+
+fn escape_help(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn escape_label(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Sorts families by name, merges same-named ones, sorts labels and series; drops empty
+/// families. Done once per scrape, before encoding.
+pub fn normalize(mut fams: Vec<Family>) -> Vec<Family> {
+    fams.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out: Vec<Family> = Vec::with_capacity(fams.len());
+    for f in fams {
+        match out.last_mut() {
+            Some(last) if last.name == f.name => last.samples.extend(f.samples),
+            _ => out.push(f),
+        }
+    }
+    out.retain(|f| !f.samples.is_empty());
+    for f in &mut out {
+        for s in &mut f.samples {
+            s.labels.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        f.samples.sort_by(|a, b| {
+            let av = a.labels.iter().map(|l| l.1.as_str());
+            let bv = b.labels.iter().map(|l| l.1.as_str());
+            av.cmp(bv)
+        });
+    }
+    out
+}
+
+/// Encodes normalized families.
+pub fn encode(fams: &[Family], format: Format, out: &mut String) {
+    for f in fams {
+        let om = format == Format::OpenMetrics;
+        let type_name = if om && f.kind == MetricType::Counter {
+            f.name.strip_suffix("_total").unwrap_or(&f.name)
+        } else {
+            &f.name
+        };
+        out.push_str("# HELP ");
+        out.push_str(type_name);
+        out.push(' ');
+        escape_help(out, &f.help);
+        out.push('\n');
+        out.push_str("# TYPE ");
+        out.push_str(type_name);
+        out.push_str(match (f.kind, om) {
+            (MetricType::Counter, _) => " counter\n",
+            (MetricType::Gauge, _) => " gauge\n",
+            (MetricType::Untyped, false) => " untyped\n",
+            (MetricType::Untyped, true) => " unknown\n",
+        });
+        for s in &f.samples {
+            out.push_str(&f.name);
+            if om && f.kind == MetricType::Counter && !f.name.ends_with("_total") {
+                out.push_str("_total");
+            }
+            if !s.labels.is_empty() {
+                out.push('{');
+                for (i, (k, v)) in s.labels.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(k);
+                    out.push_str("=\"");
+                    escape_label(out, v);
+                    out.push('"');
+                }
+                out.push('}');
+            }
+            out.push(' ');
+            write_float(out, s.value);
+            out.push('\n');
+        }
+    }
+    if format == Format::OpenMetrics {
+        out.push_str("# EOF\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(v: f64) -> String {
+        let mut s = String::new();
+        write_float(&mut s, v);
+        s
+    }
+
+    #[test]
+    fn floats_like_go() {
+        assert_eq!(f(0.0), "0");
+        assert_eq!(f(5.0), "5");
+        assert_eq!(f(123456.0), "123456");
+        assert_eq!(f(1234567.0), "1.234567e+06");
+        assert_eq!(f(1e6), "1e+06");
+        assert_eq!(f(16696514048.0), "1.6696514048e+10");
+        assert_eq!(f(0.0001), "0.0001");
+        assert_eq!(f(0.00001), "1e-05");
+        assert_eq!(f(-2.5), "-2.5");
+        assert_eq!(f(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(f(f64::INFINITY), "+Inf");
+        assert_eq!(f(f64::NAN), "NaN");
+        assert_eq!(f(1.8446744073709552e19), "1.8446744073709552e+19");
+    }
+
+    #[test]
+    fn text_and_openmetrics() {
+        let mut a = Family::new("node_b_total", "B \\ help\nnext", MetricType::Counter);
+        a.push(&[("mode", "user"), ("cpu", "1")], 2.0);
+        a.push(&[("mode", "idle"), ("cpu", "0")], 1.0);
+        let mut b = Family::new("node_a", "A.", MetricType::Untyped);
+        b.push(&[("path", "a\"b\\c\nd")], 1.5);
+        let empty = Family::new("node_c", "", MetricType::Gauge);
+        let fams = normalize(vec![a, b, empty]);
+        let mut out = String::new();
+        encode(&fams, Format::Text, &mut out);
+        assert_eq!(
+            out,
+            "# HELP node_a A.\n# TYPE node_a untyped\nnode_a{path=\"a\\\"b\\\\c\\nd\"} 1.5\n\
+             # HELP node_b_total B \\\\ help\\nnext\n# TYPE node_b_total counter\n\
+             node_b_total{cpu=\"0\",mode=\"idle\"} 1\nnode_b_total{cpu=\"1\",mode=\"user\"} 2\n"
+        );
+        let mut om = String::new();
+        encode(&fams, Format::OpenMetrics, &mut om);
+        assert!(om.contains("# TYPE node_a unknown\n"));
+        assert!(om.contains("# TYPE node_b counter\nnode_b_total{cpu=\"0\",mode=\"idle\"} 1\n"));
+        assert!(om.ends_with("# EOF\n"));
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text;version=1.0.0")),
+            Format::OpenMetrics
+        );
+        assert_eq!(Format::negotiate(Some("text/plain")), Format::Text);
+    }
+
+    #[test]
+    fn same_name_families_merge() {
+        let mut a = Family::new("x", "h", MetricType::Gauge);
+        a.push(&[("k", "b")], 1.0);
+        let mut b = Family::new("x", "h", MetricType::Gauge);
+        b.push(&[("k", "a")], 2.0);
+        let n = normalize(vec![a, b]);
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].samples[0].labels[0].1, "a");
+    }
+}

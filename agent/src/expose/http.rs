@@ -1,0 +1,287 @@
+//! The HTTP endpoint: `/metrics` (or `--web.telemetry-path`) with keep-alive, gzip,
+//! OpenMetrics negotiation, `collect[]`/`exclude[]` filters and a concurrent-request limit
+//! (503 past it), plus a small landing page.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use super::encode::{self, Format};
+use super::scrape::Scraper;
+use crate::collect::Family;
+
+/// Families added to every scrape by the daemon (nodetune_* metrics).
+pub type Extra = Arc<dyn Fn() -> Vec<Family> + Send + Sync>;
+
+/// What the endpoint serves.
+pub struct Endpoint {
+    pub scraper: Scraper,
+    pub telemetry_path: String,
+    /// 0 means no limit.
+    pub max_requests: usize,
+    pub extra: Option<Extra>,
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Parses `collect[]` and `exclude[]` from a query string into a filter, or an error text.
+pub fn filter(
+    query: Option<&str>,
+    enabled: &[&'static str],
+) -> Result<Option<(bool, Vec<String>)>, String> {
+    let (mut collect, mut exclude) = (Vec::new(), Vec::new());
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = k
+            .replace("%5B", "[")
+            .replace("%5D", "]")
+            .replace("%5b", "[")
+            .replace("%5d", "]");
+        match k.as_str() {
+            "collect[]" => collect.push(v.to_string()),
+            "exclude[]" => exclude.push(v.to_string()),
+            _ => {}
+        }
+    }
+    if !collect.is_empty() && !exclude.is_empty() {
+        return Err("collect[] and exclude[] cannot be used together".into());
+    }
+    let (include, names) = if collect.is_empty() {
+        (false, exclude)
+    } else {
+        (true, collect)
+    };
+    if names.is_empty() {
+        return Ok(None);
+    }
+    for n in &names {
+        if !crate::collect::ALL.iter().any(|e| e.name == n) {
+            return Err(format!("unknown collector {n:?}"));
+        }
+        if !enabled.contains(&n.as_str()) {
+            return Err(format!("collector {n:?} is disabled"));
+        }
+    }
+    Ok(Some((include, names)))
+}
+
+const LANDING: &str = "<!DOCTYPE html><html><head><title>nodetune</title></head><body>\
+<h1>nodetune</h1><p>Kernel tuning, node metrics and saturation alerts.</p>\
+<p><a href=\"METRICS\">Metrics</a></p></body></html>\n";
+
+async fn handle(
+    ep: Arc<Endpoint>,
+    sem: Arc<Semaphore>,
+    req: Request<Incoming>,
+) -> Result<Resp, Infallible> {
+    let path = req.uri().path();
+    if path != ep.telemetry_path {
+        if path == "/" {
+            let mut r = text(
+                StatusCode::OK,
+                LANDING.replace("METRICS", &ep.telemetry_path),
+            );
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            return Ok(r);
+        }
+        return Ok(text(StatusCode::NOT_FOUND, "404 page not found\n"));
+    }
+    let permit = if ep.max_requests > 0 {
+        match sem.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                return Ok(text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "Limit of concurrent requests reached ({}), try again later.\n",
+                        ep.max_requests
+                    ),
+                ))
+            }
+        }
+    } else {
+        None
+    };
+    let selection = match filter(req.uri().query(), &ep.scraper.names()) {
+        Ok(s) => s,
+        Err(e) => return Ok(text(StatusCode::BAD_REQUEST, format!("{e}\n"))),
+    };
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let format = Format::negotiate(header(ACCEPT));
+    let gzip =
+        header(ACCEPT_ENCODING).is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let work = ep.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let keep = |name: &str| match &selection {
+            None => true,
+            Some((true, names)) => names.iter().any(|n| n == name),
+            Some((false, names)) => !names.iter().any(|n| n == name),
+        };
+        let mut fams = work.scraper.scrape(&keep);
+        if let Some(extra) = &work.extra {
+            fams.extend(extra());
+        }
+        let fams = encode::normalize(fams);
+        let mut out = String::with_capacity(64 * 1024);
+        encode::encode(&fams, format, &mut out);
+        if gzip {
+            let mut z = flate2::write::GzEncoder::new(
+                Vec::with_capacity(out.len() / 4),
+                flate2::Compression::fast(),
+            );
+            let _ = z.write_all(out.as_bytes());
+            z.finish().unwrap_or_default()
+        } else {
+            out.into_bytes()
+        }
+    })
+    .await;
+    drop(permit);
+    let Ok(body) = body else {
+        return Ok(text(StatusCode::INTERNAL_SERVER_ERROR, "scrape failed\n"));
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if gzip {
+        r.headers_mut()
+            .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    Ok(r)
+}
+
+/// Parses node_exporter-style listen addresses: `:9100` (all addresses), `HOST:PORT`,
+/// `[::1]:PORT`.
+pub fn parse_listen(addr: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    if let Some(port) = addr.strip_prefix(':') {
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("invalid port in {addr:?}"))?;
+        return Ok(vec![SocketAddr::from(([0u16; 8], port))]);
+    }
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .with_context(|| format!("invalid listen address {addr:?}"))?
+        .collect();
+    anyhow::ensure!(
+        !addrs.is_empty(),
+        "listen address {addr:?} resolves to nothing"
+    );
+    Ok(addrs)
+}
+
+/// Binds the listeners (an IPv6 wildcard falls back to IPv4 where IPv6 is off).
+pub async fn bind(addr: &str) -> anyhow::Result<Vec<TcpListener>> {
+    let mut out = Vec::new();
+    for a in parse_listen(addr)? {
+        match TcpListener::bind(a).await {
+            Ok(l) => out.push(l),
+            Err(_) if a.ip().is_unspecified() && a.is_ipv6() => {
+                let v4 = SocketAddr::from(([0, 0, 0, 0], a.port()));
+                out.push(
+                    TcpListener::bind(v4)
+                        .await
+                        .with_context(|| format!("listening on {v4}"))?,
+                );
+            }
+            Err(e) => return Err(anyhow::anyhow!("listening on {a}: {e}")),
+        }
+    }
+    Ok(out)
+}
+
+/// Serves until the task is dropped.
+pub async fn serve(listeners: Vec<TcpListener>, ep: Arc<Endpoint>) {
+    let sem = Arc::new(Semaphore::new(ep.max_requests.max(1)));
+    let mut tasks = Vec::new();
+    for l in listeners {
+        let (ep, sem) = (ep.clone(), sem.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = l.accept().await else {
+                    continue;
+                };
+                let (ep, sem) = (ep.clone(), sem.clone());
+                tokio::spawn(async move {
+                    let svc =
+                        hyper::service::service_fn(move |req| handle(ep.clone(), sem.clone(), req));
+                    let mut b = hyper::server::conn::http1::Builder::new();
+                    // Bounded memory whatever the client does: header size and read time.
+                    b.timer(TokioTimer::new())
+                        .max_buf_size(64 * 1024)
+                        .header_read_timeout(Duration::from_secs(30));
+                    let _ = b.serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collect_and_exclude() {
+        let en = ["cpu", "meminfo"];
+        assert_eq!(filter(None, &en), Ok(None));
+        assert_eq!(
+            filter(Some("collect[]=cpu"), &en),
+            Ok(Some((true, vec!["cpu".into()])))
+        );
+        assert_eq!(
+            filter(Some("exclude%5B%5D=cpu"), &en),
+            Ok(Some((false, vec!["cpu".into()])))
+        );
+        assert!(filter(Some("collect[]=cpu&exclude[]=meminfo"), &en)
+            .unwrap_err()
+            .contains("together"));
+        assert_eq!(
+            filter(Some("collect[]=nope"), &en).unwrap_err(),
+            "unknown collector \"nope\""
+        );
+        assert_eq!(
+            filter(Some("collect[]=hwmon"), &en).unwrap_err(),
+            "collector \"hwmon\" is disabled"
+        );
+        assert_eq!(parse_listen(":9100").unwrap()[0].to_string(), "[::]:9100");
+        assert_eq!(
+            parse_listen("127.0.0.1:1").unwrap()[0].to_string(),
+            "127.0.0.1:1"
+        );
+    }
+}
