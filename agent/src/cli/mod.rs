@@ -25,9 +25,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The daemon: metrics endpoint, profile enforcement, drift and alert loop.
-    Run(run::Args),
+    Run(Box<run::Args>),
     /// Print one scrape to stdout.
-    Metrics(metrics::Args),
+    Metrics(Box<metrics::Args>),
     /// Inspect and lint profiles.
     Profile(profile::Args),
     /// Show, per key, current -> desired value, scope and why. Changes nothing.
