@@ -1,15 +1,30 @@
-//! filefd collector (not written yet).
+//! filefd collector: allocated and maximum file handles from /proc/sys/fs/file-nr.
 
-use super::{Collector, Family, Options};
+use std::path::PathBuf;
 
-struct Stub;
+use super::{util, Collector, Family, MetricType, Options};
 
-impl Collector for Stub {
-    fn collect(&self, _out: &mut Vec<Family>) -> anyhow::Result<()> {
-        anyhow::bail!("the filefd collector is not implemented yet")
+struct Filefd {
+    path: PathBuf,
+}
+
+impl Collector for Filefd {
+    fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        let text = util::read(&self.path)?;
+        let v: Vec<f64> = text.split_whitespace().map(|f| f.parse()).collect::<Result<_, _>>()?;
+        anyhow::ensure!(v.len() == 3, "{}: expected 3 fields", self.path.display());
+        for (name, help, i) in [
+            ("node_filefd_allocated", "File descriptor statistics: allocated.", 0),
+            ("node_filefd_maximum", "File descriptor statistics: maximum.", 2),
+        ] {
+            let mut f = Family::new(name, help, MetricType::Gauge);
+            f.push(&[], v[i]);
+            out.push(f);
+        }
+        Ok(())
     }
 }
 
-pub fn build(_opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
-    Ok(Box::new(Stub))
+pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
+    Ok(Box::new(Filefd { path: opts.procfs.join("sys/fs/file-nr") }))
 }

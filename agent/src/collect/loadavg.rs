@@ -1,15 +1,30 @@
-//! loadavg collector (not written yet).
+//! loadavg collector: node_load1/5/15 from /proc/loadavg.
 
-use super::{Collector, Family, Options};
+use std::path::PathBuf;
 
-struct Stub;
+use super::{util, Collector, Family, MetricType, Options};
 
-impl Collector for Stub {
-    fn collect(&self, _out: &mut Vec<Family>) -> anyhow::Result<()> {
-        anyhow::bail!("the loadavg collector is not implemented yet")
+struct Loadavg {
+    path: PathBuf,
+}
+
+impl Collector for Loadavg {
+    fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        let text = util::read(&self.path)?;
+        let v: Vec<f64> = text.split_whitespace().take(3).map(|f| f.parse()).collect::<Result<_, _>>()?;
+        anyhow::ensure!(v.len() == 3, "{}: expected 3 load averages", self.path.display());
+        for (i, (name, help)) in [("node_load1", "1m load average."), ("node_load5", "5m load average."), ("node_load15", "15m load average.")]
+            .into_iter()
+            .enumerate()
+        {
+            let mut f = Family::new(name, help, MetricType::Gauge);
+            f.push(&[], v[i]);
+            out.push(f);
+        }
+        Ok(())
     }
 }
 
-pub fn build(_opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
-    Ok(Box::new(Stub))
+pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
+    Ok(Box::new(Loadavg { path: opts.procfs.join("loadavg") }))
 }

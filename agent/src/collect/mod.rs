@@ -6,6 +6,7 @@ pub mod options;
 pub mod sample;
 
 mod conntrack;
+mod util;
 mod cpu;
 mod cpufreq;
 mod ethtool;

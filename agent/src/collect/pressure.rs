@@ -1,15 +1,53 @@
-//! pressure collector (not written yet).
+//! pressure collector: PSI totals from /proc/pressure/{cpu,io,memory,irq} as counters in
+//! seconds, named as node_exporter 1.12 does (no cpu "full", irq "full" only).
 
-use super::{Collector, Family, Options};
+use std::path::PathBuf;
 
-struct Stub;
+use super::{util, Collector, Family, MetricType, Options};
 
-impl Collector for Stub {
-    fn collect(&self, _out: &mut Vec<Family>) -> anyhow::Result<()> {
-        anyhow::bail!("the pressure collector is not implemented yet")
+struct Pressure {
+    dir: PathBuf,
+}
+
+/// (resource, line kind, metric, help)
+const SERIES: &[(&str, &str, &str, &str)] = &[
+    ("cpu", "some", "node_pressure_cpu_waiting_seconds_total", "Total time in seconds that processes have waited for CPU time"),
+    ("io", "some", "node_pressure_io_waiting_seconds_total", "Total time in seconds that processes have waited due to IO congestion"),
+    ("io", "full", "node_pressure_io_stalled_seconds_total", "Total time in seconds no process could make progress due to IO congestion"),
+    ("memory", "some", "node_pressure_memory_waiting_seconds_total", "Total time in seconds that processes have waited for memory"),
+    ("memory", "full", "node_pressure_memory_stalled_seconds_total", "Total time in seconds no process could make progress due to memory congestion"),
+    ("irq", "full", "node_pressure_irq_stalled_seconds_total", "Total time in seconds no process could make progress due to IRQ congestion"),
+];
+
+fn total(text: &str, kind: &str) -> Option<f64> {
+    let line = text.lines().find(|l| l.starts_with(kind))?;
+    let t = line.split_whitespace().find_map(|f| f.strip_prefix("total="))?;
+    t.parse::<f64>().ok().map(|us| us / 1000.0 / 1000.0)
+}
+
+impl Collector for Pressure {
+    fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        // Like node_exporter: PSI missing altogether (kernel without it) is an error.
+        let cpu = util::read(&self.dir.join("cpu"))?;
+        for (res, kind, name, help) in SERIES {
+            let text = if *res == "cpu" {
+                cpu.clone()
+            } else {
+                match std::fs::read_to_string(self.dir.join(res)) {
+                    Ok(t) => t,
+                    Err(_) => continue,
+                }
+            };
+            if let Some(v) = total(&text, kind) {
+                let mut f = Family::new(*name, *help, MetricType::Counter);
+                f.push(&[], v);
+                out.push(f);
+            }
+        }
+        Ok(())
     }
 }
 
-pub fn build(_opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
-    Ok(Box::new(Stub))
+pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
+    Ok(Box::new(Pressure { dir: opts.procfs.join("pressure") }))
 }

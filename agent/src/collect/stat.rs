@@ -1,15 +1,56 @@
-//! stat collector (not written yet).
+//! stat collector: boot time, context switches, forks, interrupts, runnable and blocked
+//! processes from /proc/stat; softirqs per vector with --collector.stat.softirq.
 
-use super::{Collector, Family, Options};
+use std::path::PathBuf;
 
-struct Stub;
+use super::{util, Collector, Family, MetricType, Options};
 
-impl Collector for Stub {
-    fn collect(&self, _out: &mut Vec<Family>) -> anyhow::Result<()> {
-        anyhow::bail!("the stat collector is not implemented yet")
+struct Stat {
+    path: PathBuf,
+    softirq: bool,
+}
+
+const VECTORS: &[&str] = &["hi", "timer", "net_tx", "net_rx", "block", "block_iopoll", "tasklet", "sched", "hrtimer", "rcu"];
+
+impl Collector for Stat {
+    fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        let text = util::read(&self.path)?;
+        let first = |key: &str| -> Option<f64> {
+            text.lines()
+                .find(|l| l.split_whitespace().next() == Some(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        };
+        let rows = [
+            ("btime", "node_boot_time_seconds", "Node boot time, in unixtime.", MetricType::Gauge),
+            ("ctxt", "node_context_switches_total", "Total number of context switches.", MetricType::Counter),
+            ("processes", "node_forks_total", "Total number of forks.", MetricType::Counter),
+            ("intr", "node_intr_total", "Total number of interrupts serviced.", MetricType::Counter),
+            ("procs_blocked", "node_procs_blocked", "Number of processes blocked waiting for I/O to complete.", MetricType::Gauge),
+            ("procs_running", "node_procs_running", "Number of processes in runnable state.", MetricType::Gauge),
+        ];
+        for (key, name, help, kind) in rows {
+            if let Some(v) = first(key) {
+                let mut f = Family::new(name, help, kind);
+                f.push(&[], v);
+                out.push(f);
+            }
+        }
+        if self.softirq {
+            if let Some(line) = text.lines().find(|l| l.starts_with("softirq ")) {
+                let mut f = Family::new("node_softirqs_total", "Number of softirq calls.", MetricType::Counter);
+                for (vector, v) in VECTORS.iter().zip(line.split_whitespace().skip(2)) {
+                    if let Ok(v) = v.parse::<f64>() {
+                        f.push(&[("vector", vector)], v);
+                    }
+                }
+                out.push(f);
+            }
+        }
+        Ok(())
     }
 }
 
-pub fn build(_opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
-    Ok(Box::new(Stub))
+pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
+    Ok(Box::new(Stat { path: opts.procfs.join("stat"), softirq: opts.stat_softirq }))
 }

@@ -1,15 +1,43 @@
-//! vmstat collector (not written yet).
+//! vmstat collector: node_vmstat_<field> (untyped) for the fields matching
+//! --collector.vmstat.fields.
 
-use super::{Collector, Family, Options};
+use std::path::PathBuf;
 
-struct Stub;
+use anyhow::Context;
+use regex::Regex;
 
-impl Collector for Stub {
-    fn collect(&self, _out: &mut Vec<Family>) -> anyhow::Result<()> {
-        anyhow::bail!("the vmstat collector is not implemented yet")
+use super::{util, Collector, Family, MetricType, Options};
+
+struct Vmstat {
+    path: PathBuf,
+    fields: Regex,
+}
+
+impl Collector for Vmstat {
+    fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        let text = util::read(&self.path)?;
+        for line in text.lines() {
+            let mut parts = line.split_whitespace();
+            let (Some(name), Some(value)) = (parts.next(), parts.next()) else { continue };
+            if !self.fields.is_match(name) {
+                continue;
+            }
+            let Ok(v) = value.parse::<f64>() else { continue };
+            let mut f = Family::new(
+                format!("node_vmstat_{name}"),
+                format!("/proc/vmstat information field {name}."),
+                MetricType::Untyped,
+            );
+            f.push(&[], v);
+            out.push(f);
+        }
+        Ok(())
     }
 }
 
-pub fn build(_opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
-    Ok(Box::new(Stub))
+pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
+    Ok(Box::new(Vmstat {
+        path: opts.procfs.join("vmstat"),
+        fields: Regex::new(&opts.vmstat_fields).context("--collector.vmstat.fields")?,
+    }))
 }
