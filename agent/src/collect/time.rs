@@ -1,15 +1,66 @@
-//! time collector (not written yet).
+//! time collector: system time, time-zone offset and clocksources.
 
-use super::{Collector, Family, Options};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-struct Stub;
+use super::{util, Collector, Family, MetricType, Options};
 
-impl Collector for Stub {
-    fn collect(&self, _out: &mut Vec<Family>) -> anyhow::Result<()> {
-        anyhow::bail!("the time collector is not implemented yet")
+struct Time {
+    clocksource: PathBuf,
+}
+
+/// The local time zone's abbreviation and UTC offset in seconds.
+fn zone(now: i64) -> (String, f64) {
+    let t: libc::time_t = now as libc::time_t;
+    // SAFETY: localtime_r writes only into `tm`, which outlives the call.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if !ok || tm.tm_zone.is_null() {
+        return ("UTC".into(), 0.0);
+    }
+    // SAFETY: tm_zone points to a NUL-terminated static string owned by libc.
+    let name = unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) }.to_string_lossy().into_owned();
+    (name, tm.tm_gmtoff as f64)
+}
+
+impl Collector for Time {
+    fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
+        let mut t = Family::new("node_time_seconds", "System time in seconds since epoch (1970).", MetricType::Gauge);
+        t.push(&[], now);
+        let (name, offset) = zone(now as i64);
+        let mut z = Family::new("node_time_zone_offset_seconds", "System time zone offset in seconds.", MetricType::Gauge);
+        z.push(&[("time_zone", &name)], offset);
+        out.extend([t, z]);
+        let mut avail = Family::new(
+            "node_time_clocksource_available_info",
+            "Available clocksources read from '/sys/devices/system/clocksource'.",
+            MetricType::Gauge,
+        );
+        let mut cur = Family::new(
+            "node_time_clocksource_current_info",
+            "Current clocksource read from '/sys/devices/system/clocksource'.",
+            MetricType::Gauge,
+        );
+        if let Ok(entries) = std::fs::read_dir(&self.clocksource) {
+            for e in entries.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                let Some(dev) = n.strip_prefix("clocksource") else { continue };
+                if let Ok(list) = util::read_attr(&e.path().join("available_clocksource")) {
+                    for c in list.split_whitespace() {
+                        avail.push(&[("clocksource", c), ("device", dev)], 1.0);
+                    }
+                }
+                if let Ok(c) = util::read_attr(&e.path().join("current_clocksource")) {
+                    cur.push(&[("clocksource", c.trim()), ("device", dev)], 1.0);
+                }
+            }
+        }
+        out.extend([avail, cur]);
+        Ok(())
     }
 }
 
-pub fn build(_opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
-    Ok(Box::new(Stub))
+pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
+    Ok(Box::new(Time { clocksource: opts.sysfs.join("devices/system/clocksource") }))
 }
