@@ -31,8 +31,18 @@ impl Collector for Conntrack {
         // Without the module the keys are absent: no data, reported as a failed collector.
         let count = util::read(&self.procfs.join("sys/net/netfilter/nf_conntrack_count"))?;
         let max = util::read(&self.procfs.join("sys/net/netfilter/nf_conntrack_max"))?;
-        gauge(out, "node_nf_conntrack_entries", "Number of currently allocated flow entries for connection tracking.", count.trim().parse()?);
-        gauge(out, "node_nf_conntrack_entries_limit", "Maximum size of connection tracking table.", max.trim().parse()?);
+        gauge(
+            out,
+            "node_nf_conntrack_entries",
+            "Number of currently allocated flow entries for connection tracking.",
+            count.trim().parse()?,
+        );
+        gauge(
+            out,
+            "node_nf_conntrack_entries_limit",
+            "Maximum size of connection tracking table.",
+            max.trim().parse()?,
+        );
         let Ok(text) = std::fs::read_to_string(self.procfs.join("net/stat/nf_conntrack")) else {
             return Ok(());
         };
@@ -46,7 +56,12 @@ impl Collector for Conntrack {
         }
         for (field, help) in STATS {
             if let Some(i) = header.iter().position(|h| h == field) {
-                gauge(out, &format!("node_nf_conntrack_stat_{field}"), help, sums[i] as f64);
+                gauge(
+                    out,
+                    &format!("node_nf_conntrack_stat_{field}"),
+                    help,
+                    sums[i] as f64,
+                );
             }
         }
         Ok(())
@@ -54,5 +69,7 @@ impl Collector for Conntrack {
 }
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
-    Ok(Box::new(Conntrack { procfs: opts.procfs.clone() }))
+    Ok(Box::new(Conntrack {
+        procfs: opts.procfs.clone(),
+    }))
 }

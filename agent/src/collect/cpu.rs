@@ -13,7 +13,9 @@ struct Cpu {
     user_hz: f64,
 }
 
-const MODES: &[&str] = &["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"];
+const MODES: &[&str] = &[
+    "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+];
 
 /// Expands a CPU list such as "1,3-5,9".
 pub fn cpu_list(list: &str) -> Vec<u32> {
@@ -34,12 +36,17 @@ pub fn cpu_list(list: &str) -> Vec<u32> {
 impl Cpu {
     fn throttles(&self, out: &mut Vec<Family>) {
         let base = self.sysfs.join("devices/system/cpu");
-        let Ok(entries) = std::fs::read_dir(&base) else { return };
+        let Ok(entries) = std::fs::read_dir(&base) else {
+            return;
+        };
         let mut cores: BTreeMap<(String, String), f64> = BTreeMap::new();
         let mut packages: BTreeMap<String, f64> = BTreeMap::new();
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if !name.strip_prefix("cpu").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+            if !name
+                .strip_prefix("cpu")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            {
                 continue;
             }
             let dir = e.path();
@@ -85,7 +92,11 @@ impl Cpu {
 impl Collector for Cpu {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         let text = util::read(&self.procfs.join("stat"))?;
-        let mut secs = Family::new("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.", MetricType::Counter);
+        let mut secs = Family::new(
+            "node_cpu_seconds_total",
+            "Seconds the CPUs spent in each mode.",
+            MetricType::Counter,
+        );
         let mut guest = Family::new(
             "node_cpu_guest_seconds_total",
             "Seconds the CPUs spent in guests (VMs) for each mode.",
@@ -93,8 +104,16 @@ impl Collector for Cpu {
         );
         for line in text.lines() {
             let mut it = line.split_whitespace();
-            let Some(id) = it.next().and_then(|c| c.strip_prefix("cpu")).filter(|n| !n.is_empty()) else { continue };
-            let v: Vec<f64> = it.map(|x| x.parse::<f64>().unwrap_or(0.0) / self.user_hz).collect();
+            let Some(id) = it
+                .next()
+                .and_then(|c| c.strip_prefix("cpu"))
+                .filter(|n| !n.is_empty())
+            else {
+                continue;
+            };
+            let v: Vec<f64> = it
+                .map(|x| x.parse::<f64>().unwrap_or(0.0) / self.user_hz)
+                .collect();
             for (mode, value) in MODES.iter().zip(&v) {
                 secs.push(&[("cpu", id), ("mode", mode)], *value);
             }

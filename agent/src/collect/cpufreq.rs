@@ -10,22 +10,57 @@ struct Cpufreq {
 
 /// (sysfs file, metric, help)
 const FILES: &[(&str, &str, &str)] = &[
-    ("cpuinfo_cur_freq", "node_cpu_frequency_hertz", "Current CPU thread frequency in hertz."),
-    ("cpuinfo_max_freq", "node_cpu_frequency_max_hertz", "Maximum CPU thread frequency in hertz."),
-    ("cpuinfo_min_freq", "node_cpu_frequency_min_hertz", "Minimum CPU thread frequency in hertz."),
-    ("scaling_cur_freq", "node_cpu_scaling_frequency_hertz", "Current scaled CPU thread frequency in hertz."),
-    ("scaling_max_freq", "node_cpu_scaling_frequency_max_hertz", "Maximum scaled CPU thread frequency in hertz."),
-    ("scaling_min_freq", "node_cpu_scaling_frequency_min_hertz", "Minimum scaled CPU thread frequency in hertz."),
+    (
+        "cpuinfo_cur_freq",
+        "node_cpu_frequency_hertz",
+        "Current CPU thread frequency in hertz.",
+    ),
+    (
+        "cpuinfo_max_freq",
+        "node_cpu_frequency_max_hertz",
+        "Maximum CPU thread frequency in hertz.",
+    ),
+    (
+        "cpuinfo_min_freq",
+        "node_cpu_frequency_min_hertz",
+        "Minimum CPU thread frequency in hertz.",
+    ),
+    (
+        "scaling_cur_freq",
+        "node_cpu_scaling_frequency_hertz",
+        "Current scaled CPU thread frequency in hertz.",
+    ),
+    (
+        "scaling_max_freq",
+        "node_cpu_scaling_frequency_max_hertz",
+        "Maximum scaled CPU thread frequency in hertz.",
+    ),
+    (
+        "scaling_min_freq",
+        "node_cpu_scaling_frequency_min_hertz",
+        "Minimum scaled CPU thread frequency in hertz.",
+    ),
 ];
 
 impl Collector for Cpufreq {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let mut fams: Vec<Family> = FILES.iter().map(|(_, n, h)| Family::new(*n, *h, MetricType::Gauge)).collect();
-        let mut gov = Family::new("node_cpu_scaling_governor", "Current enabled CPU frequency governor.", MetricType::Gauge);
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| anyhow::anyhow!("reading {}: {e}", self.dir.display()))?;
+        let mut fams: Vec<Family> = FILES
+            .iter()
+            .map(|(_, n, h)| Family::new(*n, *h, MetricType::Gauge))
+            .collect();
+        let mut gov = Family::new(
+            "node_cpu_scaling_governor",
+            "Current enabled CPU frequency governor.",
+            MetricType::Gauge,
+        );
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", self.dir.display()))?;
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(cpu) = name.strip_prefix("cpu").filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) else {
+            let Some(cpu) = name
+                .strip_prefix("cpu")
+                .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            else {
                 continue;
             };
             let dir = e.path().join("cpufreq");
@@ -42,7 +77,10 @@ impl Collector for Cpufreq {
                 util::read_attr(&dir.join("scaling_available_governors")),
             ) {
                 for g in available.split_whitespace() {
-                    gov.push(&[("cpu", cpu), ("governor", g)], if g == current { 1.0 } else { 0.0 });
+                    gov.push(
+                        &[("cpu", cpu), ("governor", g)],
+                        if g == current { 1.0 } else { 0.0 },
+                    );
                 }
             }
         }
@@ -53,5 +91,7 @@ impl Collector for Cpufreq {
 }
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
-    Ok(Box::new(Cpufreq { dir: opts.sysfs.join("devices/system/cpu") }))
+    Ok(Box::new(Cpufreq {
+        dir: opts.sysfs.join("devices/system/cpu"),
+    }))
 }

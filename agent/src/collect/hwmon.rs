@@ -11,8 +11,20 @@ use regex::Regex;
 use super::{util, Collector, Family, MetricType, Options};
 
 const SENSOR_TYPES: &[&str] = &[
-    "vrm", "beep_enable", "update_interval", "in", "cpu", "fan", "pwm", "temp", "curr", "power", "energy",
-    "humidity", "intrusion", "freq",
+    "vrm",
+    "beep_enable",
+    "update_interval",
+    "in",
+    "cpu",
+    "fan",
+    "pwm",
+    "temp",
+    "curr",
+    "power",
+    "energy",
+    "humidity",
+    "intrusion",
+    "freq",
 ];
 
 struct Hwmon {
@@ -27,19 +39,29 @@ fn clean(name: &str) -> String {
         .trim()
         .to_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == ':' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == ':' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     s.trim_matches('_').to_string()
 }
 
 /// Splits `temp1_crit_alarm` into ("temp", "1", "crit_alarm").
 fn explode(file: &str) -> Option<(&str, &str, &str)> {
-    let type_end = file.find(|c: char| c.is_ascii_digit()).unwrap_or(file.len());
+    let type_end = file
+        .find(|c: char| c.is_ascii_digit())
+        .unwrap_or(file.len());
     if type_end == 0 {
         return None;
     }
     let (kind, rest) = file.split_at(type_end);
-    let num_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let num_end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     let (num, rest) = rest.split_at(num_end);
     let prop = match rest.strip_prefix('_') {
         Some(p) => p,
@@ -53,16 +75,22 @@ fn explode(file: &str) -> Option<(&str, &str, &str)> {
 type SensorData = BTreeMap<String, BTreeMap<String, String>>;
 
 fn collect_dir(dir: &Path, data: &mut SensorData) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some((kind, num, prop)) = explode(&name) else { continue };
+        let Some((kind, num, prop)) = explode(&name) else {
+            continue;
+        };
         if !SENSOR_TYPES.contains(&kind) || e.file_type().map(|t| t.is_dir()).unwrap_or(true) {
             continue;
         }
         if let Ok(v) = util::read_attr(&e.path()) {
             let num = if num.is_empty() { "0" } else { num };
-            data.entry(format!("{kind}{num}")).or_default().insert(prop.to_string(), v);
+            data.entry(format!("{kind}{num}"))
+                .or_default()
+                .insert(prop.to_string(), v);
         }
     }
 }
@@ -71,7 +99,10 @@ fn collect_dir(dir: &Path, data: &mut SensorData) {
 /// `name` file, else `hwmonN`.
 fn base_chip(dir: &Path) -> String {
     if let Ok(dev) = std::fs::canonicalize(dir.join("device")) {
-        let name = dev.file_name().map(|n| clean(&n.to_string_lossy())).unwrap_or_default();
+        let name = dev
+            .file_name()
+            .map(|n| clean(&n.to_string_lossy()))
+            .unwrap_or_default();
         let parent = dev
             .parent()
             .and_then(|p| p.file_name())
@@ -90,10 +121,19 @@ fn base_chip(dir: &Path) -> String {
             return n;
         }
     }
-    dir.file_name().map(|n| clean(&n.to_string_lossy())).unwrap_or_default()
+    dir.file_name()
+        .map(|n| clean(&n.to_string_lossy()))
+        .unwrap_or_default()
 }
 
-fn push(fams: &mut BTreeMap<String, Family>, name: String, help: String, kind: MetricType, labels: &[(&str, &str)], v: f64) {
+fn push(
+    fams: &mut BTreeMap<String, Family>,
+    name: String,
+    help: String,
+    kind: MetricType,
+    labels: &[(&str, &str)],
+    v: f64,
+) {
     fams.entry(name.clone())
         .or_insert_with(|| Family::new(name, help, kind))
         .push(labels, v);
@@ -122,19 +162,44 @@ impl Hwmon {
             let value = |p: &str| props.get(p).and_then(|v| v.trim().parse::<f64>().ok());
             match kind {
                 "beep_enable" => {
-                    let v = if props.get("").map(|s| s.trim()) == Some("1") { 1.0 } else { 0.0 };
-                    push(fams, "node_hwmon_beep_enabled".into(), "Hardware beep enabled".into(), MetricType::Gauge, &labels, v);
+                    let v = if props.get("").map(|s| s.trim()) == Some("1") {
+                        1.0
+                    } else {
+                        0.0
+                    };
+                    push(
+                        fams,
+                        "node_hwmon_beep_enabled".into(),
+                        "Hardware beep enabled".into(),
+                        MetricType::Gauge,
+                        &labels,
+                        v,
+                    );
                     continue;
                 }
                 "vrm" => {
                     if let Some(v) = value("") {
-                        push(fams, "node_hwmon_voltage_regulator_version".into(), "Hardware voltage regulator".into(), MetricType::Gauge, &labels, v);
+                        push(
+                            fams,
+                            "node_hwmon_voltage_regulator_version".into(),
+                            "Hardware voltage regulator".into(),
+                            MetricType::Gauge,
+                            &labels,
+                            v,
+                        );
                     }
                     continue;
                 }
                 "update_interval" => {
                     if let Some(v) = value("") {
-                        push(fams, "node_hwmon_update_interval_seconds".into(), "Hardware monitor update interval".into(), MetricType::Gauge, &labels, v * 0.001);
+                        push(
+                            fams,
+                            "node_hwmon_update_interval_seconds".into(),
+                            "Hardware monitor update interval".into(),
+                            MetricType::Gauge,
+                            &labels,
+                            v * 0.001,
+                        );
                     }
                     continue;
                 }
@@ -145,7 +210,9 @@ impl Hwmon {
                 if element == "label" {
                     continue;
                 }
-                let Ok(v) = raw.trim().parse::<f64>() else { continue };
+                let Ok(v) = raw.trim().parse::<f64>() else {
+                    continue;
+                };
                 let mut name = prefix.clone();
                 if element == "input" {
                     if props.contains_key("") {
@@ -199,7 +266,8 @@ impl Hwmon {
 
 impl Collector for Hwmon {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let entries = std::fs::read_dir(&self.dir).with_context(|| format!("reading {}", self.dir.display()))?;
+        let entries = std::fs::read_dir(&self.dir)
+            .with_context(|| format!("reading {}", self.dir.display()))?;
         let mut dirs: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
@@ -214,16 +282,23 @@ impl Collector for Hwmon {
         }
         let mut fams: BTreeMap<String, Family> = BTreeMap::new();
         for (dir, base) in dirs.iter().zip(&bases) {
-            let name = util::read_attr(&dir.join("name")).ok().map(|n| clean(&n)).filter(|n| !n.is_empty());
+            let name = util::read_attr(&dir.join("name"))
+                .ok()
+                .map(|n| clean(&n))
+                .filter(|n| !n.is_empty());
             let chip = if counts[base.as_str()] > 1 {
                 let suffix = name.clone().unwrap_or_else(|| {
-                    dir.file_name().map(|n| clean(&n.to_string_lossy())).unwrap_or_default()
+                    dir.file_name()
+                        .map(|n| clean(&n.to_string_lossy()))
+                        .unwrap_or_default()
                 });
                 format!("{base}_{suffix}")
             } else {
                 base.clone()
             };
-            if self.include.as_ref().is_some_and(|r| !r.is_match(&chip)) || self.exclude.as_ref().is_some_and(|r| r.is_match(&chip)) {
+            if self.include.as_ref().is_some_and(|r| !r.is_match(&chip))
+                || self.exclude.as_ref().is_some_and(|r| r.is_match(&chip))
+            {
                 continue;
             }
             let mut data = SensorData::new();
@@ -248,7 +323,10 @@ impl Collector for Hwmon {
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     let re = |r: &Option<String>, flag: &str| -> anyhow::Result<Option<Regex>> {
-        r.as_deref().map(Regex::new).transpose().with_context(|| format!("--collector.hwmon.{flag}"))
+        r.as_deref()
+            .map(Regex::new)
+            .transpose()
+            .with_context(|| format!("--collector.hwmon.{flag}"))
     };
     Ok(Box::new(Hwmon {
         dir: opts.sysfs.join("class/hwmon"),
@@ -263,10 +341,16 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(explode("temp1_crit_alarm"), Some(("temp", "1", "crit_alarm")));
+        assert_eq!(
+            explode("temp1_crit_alarm"),
+            Some(("temp", "1", "crit_alarm"))
+        );
         assert_eq!(explode("fan2"), Some(("fan", "2", "")));
         assert_eq!(explode("beep_enable"), Some(("beep_enable", "", "")));
-        assert_eq!(explode("update_interval"), Some(("update_interval", "", "")));
+        assert_eq!(
+            explode("update_interval"),
+            Some(("update_interval", "", ""))
+        );
         assert_eq!(explode("in1x"), None);
         assert_eq!(clean("Core 0"), "core_0");
         assert_eq!(clean("asus-nb-wmi"), "asus_nb_wmi");

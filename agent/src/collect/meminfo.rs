@@ -66,14 +66,28 @@ impl Collector for Meminfo {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         let text = util::read(&self.path)?;
         for line in text.lines() {
-            let Some((key, rest)) = line.split_once(':') else { continue };
-            let Some((_, suffix)) = FIELDS.iter().find(|(k, _)| *k == key) else { continue };
+            let Some((key, rest)) = line.split_once(':') else {
+                continue;
+            };
+            let Some((_, suffix)) = FIELDS.iter().find(|(k, _)| *k == key) else {
+                continue;
+            };
             let mut parts = rest.split_whitespace();
-            let Some(Ok(v)) = parts.next().map(str::parse::<f64>) else { continue };
-            let v = if parts.next() == Some("kB") { v * 1024.0 } else { v };
+            let Some(Ok(v)) = parts.next().map(str::parse::<f64>) else {
+                continue;
+            };
+            let v = if parts.next() == Some("kB") {
+                v * 1024.0
+            } else {
+                v
+            };
             let name = format!("node_memory_{suffix}");
             let help = format!("Memory information field {suffix}.");
-            let kind = if suffix.ends_with("_total") { MetricType::Counter } else { MetricType::Gauge };
+            let kind = if suffix.ends_with("_total") {
+                MetricType::Counter
+            } else {
+                MetricType::Gauge
+            };
             let mut f = Family::new(name, help, kind);
             f.push(&[], v);
             out.push(f);
@@ -83,5 +97,7 @@ impl Collector for Meminfo {
 }
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
-    Ok(Box::new(Meminfo { path: opts.procfs.join("meminfo") }))
+    Ok(Box::new(Meminfo {
+        path: opts.procfs.join("meminfo"),
+    }))
 }

@@ -6,7 +6,6 @@ pub mod options;
 pub mod sample;
 
 mod conntrack;
-mod util;
 mod cpu;
 mod cpufreq;
 mod ethtool;
@@ -25,6 +24,7 @@ mod textfile;
 mod thermal_zone;
 mod time;
 mod uname;
+mod util;
 mod vmstat;
 
 pub use options::Options;

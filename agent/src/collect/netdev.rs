@@ -8,8 +8,26 @@ use regex::Regex;
 
 use super::{util, Collector, Family, MetricType, Options};
 
-const RECEIVE: &[&str] = &["bytes", "packets", "errs", "drop", "fifo", "frame", "compressed", "multicast"];
-const TRANSMIT: &[&str] = &["bytes", "packets", "errs", "drop", "fifo", "colls", "carrier", "compressed"];
+const RECEIVE: &[&str] = &[
+    "bytes",
+    "packets",
+    "errs",
+    "drop",
+    "fifo",
+    "frame",
+    "compressed",
+    "multicast",
+];
+const TRANSMIT: &[&str] = &[
+    "bytes",
+    "packets",
+    "errs",
+    "drop",
+    "fifo",
+    "colls",
+    "carrier",
+    "compressed",
+];
 
 struct Netdev {
     path: PathBuf,
@@ -25,16 +43,29 @@ impl Collector for Netdev {
         let mut push = |dir: &str, field: &str, dev: &str, v: f64| {
             let name = format!("node_network_{dir}_{field}_total");
             fams.entry(name.clone())
-                .or_insert_with(|| Family::new(name, format!("Network device statistic {dir}_{field}."), MetricType::Counter))
+                .or_insert_with(|| {
+                    Family::new(
+                        name,
+                        format!("Network device statistic {dir}_{field}."),
+                        MetricType::Counter,
+                    )
+                })
                 .push(&[("device", dev)], v);
         };
         for line in text.lines().skip(2) {
-            let Some((dev, rest)) = line.split_once(':') else { continue };
+            let Some((dev, rest)) = line.split_once(':') else {
+                continue;
+            };
             let dev = dev.trim();
-            if self.include.as_ref().is_some_and(|r| !r.is_match(dev)) || self.exclude.as_ref().is_some_and(|r| r.is_match(dev)) {
+            if self.include.as_ref().is_some_and(|r| !r.is_match(dev))
+                || self.exclude.as_ref().is_some_and(|r| r.is_match(dev))
+            {
                 continue;
             }
-            let v: Vec<f64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            let v: Vec<f64> = rest
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
             if v.len() < 16 {
                 continue;
             }
@@ -44,7 +75,13 @@ impl Collector for Netdev {
             for (i, f) in TRANSMIT.iter().enumerate() {
                 push("transmit", f, dev, v[8 + i]);
             }
-            if let Some(n) = util::read_num(&self.sysfs.join("class/net").join(dev).join("statistics/rx_nohandler")) {
+            if let Some(n) = util::read_num(
+                &self
+                    .sysfs
+                    .join("class/net")
+                    .join(dev)
+                    .join("statistics/rx_nohandler"),
+            ) {
                 push("receive", "nohandler", dev, n);
             }
         }
@@ -55,7 +92,10 @@ impl Collector for Netdev {
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     let re = |r: &Option<String>, flag: &str| -> anyhow::Result<Option<Regex>> {
-        r.as_deref().map(Regex::new).transpose().with_context(|| format!("--collector.netdev.{flag}"))
+        r.as_deref()
+            .map(Regex::new)
+            .transpose()
+            .with_context(|| format!("--collector.netdev.{flag}"))
     };
     Ok(Box::new(Netdev {
         path: opts.procfs.join("net/dev"),

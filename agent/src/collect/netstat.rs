@@ -20,7 +20,9 @@ pub fn parse_pairs(text: &str) -> Vec<(String, String, String)> {
     let lines: Vec<&str> = text.lines().collect();
     for pair in lines.chunks(2) {
         let [names, values] = pair else { continue };
-        let (Some((proto, names)), Some((_, values))) = (names.split_once(':'), values.split_once(':')) else {
+        let (Some((proto, names)), Some((_, values))) =
+            (names.split_once(':'), values.split_once(':'))
+        else {
             continue;
         };
         for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
@@ -37,7 +39,11 @@ fn parse_snmp6(text: &str) -> Vec<(String, String, String)> {
             let mut it = l.split_whitespace();
             let (name, value) = (it.next()?, it.next()?);
             let i = name.find('6')?;
-            Some((name[..=i].to_string(), name[i + 1..].to_string(), value.to_string()))
+            Some((
+                name[..=i].to_string(),
+                name[i + 1..].to_string(),
+                value.to_string(),
+            ))
         })
         .collect()
 }
@@ -54,7 +60,9 @@ impl Collector for Netstat {
             if !self.fields.is_match(&key) {
                 continue;
             }
-            let Ok(v) = value.parse::<f64>() else { continue };
+            let Ok(v) = value.parse::<f64>() else {
+                continue;
+            };
             let mut f = Family::new(
                 format!("node_netstat_{key}"),
                 format!("Statistic {proto}{field}."),

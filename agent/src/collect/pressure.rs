@@ -11,17 +11,49 @@ struct Pressure {
 
 /// (resource, line kind, metric, help)
 const SERIES: &[(&str, &str, &str, &str)] = &[
-    ("cpu", "some", "node_pressure_cpu_waiting_seconds_total", "Total time in seconds that processes have waited for CPU time"),
-    ("io", "some", "node_pressure_io_waiting_seconds_total", "Total time in seconds that processes have waited due to IO congestion"),
-    ("io", "full", "node_pressure_io_stalled_seconds_total", "Total time in seconds no process could make progress due to IO congestion"),
-    ("memory", "some", "node_pressure_memory_waiting_seconds_total", "Total time in seconds that processes have waited for memory"),
-    ("memory", "full", "node_pressure_memory_stalled_seconds_total", "Total time in seconds no process could make progress due to memory congestion"),
-    ("irq", "full", "node_pressure_irq_stalled_seconds_total", "Total time in seconds no process could make progress due to IRQ congestion"),
+    (
+        "cpu",
+        "some",
+        "node_pressure_cpu_waiting_seconds_total",
+        "Total time in seconds that processes have waited for CPU time",
+    ),
+    (
+        "io",
+        "some",
+        "node_pressure_io_waiting_seconds_total",
+        "Total time in seconds that processes have waited due to IO congestion",
+    ),
+    (
+        "io",
+        "full",
+        "node_pressure_io_stalled_seconds_total",
+        "Total time in seconds no process could make progress due to IO congestion",
+    ),
+    (
+        "memory",
+        "some",
+        "node_pressure_memory_waiting_seconds_total",
+        "Total time in seconds that processes have waited for memory",
+    ),
+    (
+        "memory",
+        "full",
+        "node_pressure_memory_stalled_seconds_total",
+        "Total time in seconds no process could make progress due to memory congestion",
+    ),
+    (
+        "irq",
+        "full",
+        "node_pressure_irq_stalled_seconds_total",
+        "Total time in seconds no process could make progress due to IRQ congestion",
+    ),
 ];
 
 fn total(text: &str, kind: &str) -> Option<f64> {
     let line = text.lines().find(|l| l.starts_with(kind))?;
-    let t = line.split_whitespace().find_map(|f| f.strip_prefix("total="))?;
+    let t = line
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("total="))?;
     t.parse::<f64>().ok().map(|us| us / 1000.0 / 1000.0)
 }
 
@@ -49,5 +81,7 @@ impl Collector for Pressure {
 }
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
-    Ok(Box::new(Pressure { dir: opts.procfs.join("pressure") }))
+    Ok(Box::new(Pressure {
+        dir: opts.procfs.join("pressure"),
+    }))
 }

@@ -19,14 +19,23 @@ fn gauge(out: &mut Vec<Family>, name: String, help: String, v: f64) {
 impl Sockstat {
     fn parse(&self, text: &str, out: &mut Vec<Family>) {
         for line in text.lines() {
-            let Some((proto, rest)) = line.split_once(':') else { continue };
+            let Some((proto, rest)) = line.split_once(':') else {
+                continue;
+            };
             let fields: Vec<&str> = rest.split_whitespace().collect();
             for pair in fields.chunks(2) {
                 let [key, value] = pair else { continue };
-                let Ok(v) = value.parse::<f64>() else { continue };
+                let Ok(v) = value.parse::<f64>() else {
+                    continue;
+                };
                 if proto == "sockets" {
                     if *key == "used" {
-                        gauge(out, "node_sockstat_sockets_used".into(), "Number of IPv4 sockets in use.".into(), v);
+                        gauge(
+                            out,
+                            "node_sockstat_sockets_used".into(),
+                            "Number of IPv4 sockets in use.".into(),
+                            v,
+                        );
                     }
                     continue;
                 }

@@ -26,7 +26,10 @@ fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("invalid label name {name:?}"));
         }
-        rest = rest[eq + 1..].trim_start().strip_prefix('"').ok_or("label value must be quoted")?;
+        rest = rest[eq + 1..]
+            .trim_start()
+            .strip_prefix('"')
+            .ok_or("label value must be quoted")?;
         let mut value = String::new();
         let mut chars = rest.char_indices();
         let end = loop {
@@ -60,7 +63,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Family>, String> {
     let mut fams: BTreeMap<String, Family> = BTreeMap::new();
     let default_help = format!("Metric read from {}", path.display());
     let family = |fams: &mut BTreeMap<String, Family>, name: &str| -> Family {
-        fams.remove(name).unwrap_or_else(|| Family::new(name, default_help.clone(), MetricType::Untyped))
+        fams.remove(name)
+            .unwrap_or_else(|| Family::new(name, default_help.clone(), MetricType::Untyped))
     };
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -73,7 +77,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Family>, String> {
             match (it.next(), it.next(), it.next()) {
                 (Some("HELP"), Some(name), help) => {
                     let mut f = family(&mut fams, name);
-                    f.help = help.unwrap_or("").replace("\\n", "\n").replace("\\\\", "\\");
+                    f.help = help
+                        .unwrap_or("")
+                        .replace("\\n", "\n")
+                        .replace("\\\\", "\\");
                     fams.insert(name.to_string(), f);
                 }
                 (Some("TYPE"), Some(name), Some(t)) => {
@@ -90,9 +97,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Family>, String> {
             }
             continue;
         }
-        let name_end = line.find(['{', ' ', '\t']).ok_or_else(|| err("sample without a value".into()))?;
+        let name_end = line
+            .find(['{', ' ', '\t'])
+            .ok_or_else(|| err("sample without a value".into()))?;
         let name = &line[..name_end];
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        {
             return Err(err(format!("invalid metric name {name:?}")));
         }
         let (labels, rest) = match line[name_end..].strip_prefix('{') {
@@ -100,7 +113,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Family>, String> {
             None => (Vec::new(), &line[name_end..]),
         };
         let mut parts = rest.split_whitespace();
-        let value = parse_value(parts.next().ok_or_else(|| err("sample without a value".into()))?).map_err(err)?;
+        let value = parse_value(
+            parts
+                .next()
+                .ok_or_else(|| err("sample without a value".into()))?,
+        )
+        .map_err(err)?;
         if parts.next().is_some() {
             return Err(err("client-side timestamps are not supported".into()));
         }
@@ -143,7 +161,10 @@ impl Collector for Textfile {
                     }
                 };
                 // The same family with another type in an earlier file makes this one invalid.
-                if fams.iter().any(|f| seen.get(&f.name).is_some_and(|k| *k != f.kind)) {
+                if fams
+                    .iter()
+                    .any(|f| seen.get(&f.name).is_some_and(|k| *k != f.kind))
+                {
                     error = true;
                     continue;
                 }
@@ -151,7 +172,10 @@ impl Collector for Textfile {
                     seen.insert(f.name.clone(), f.kind);
                 }
                 if let Ok(m) = std::fs::metadata(&path).and_then(|m| m.modified()) {
-                    let secs = m.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+                    let secs = m
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_secs_f64())
+                        .unwrap_or(0.0);
                     mtimes.push(&[("file", &path.display().to_string())], secs.floor());
                 }
                 out.extend(fams);
@@ -170,7 +194,9 @@ impl Collector for Textfile {
 }
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
-    Ok(Box::new(Textfile { dirs: opts.textfile_directories.clone() }))
+    Ok(Box::new(Textfile {
+        dirs: opts.textfile_directories.clone(),
+    }))
 }
 
 #[cfg(test)]
@@ -187,7 +213,10 @@ mod tests {
         assert_eq!(f[0].samples[0].labels[1], ("y".into(), "q\"".into()));
         assert_eq!(f[1].help, "Metric read from x.prom");
         assert_eq!(f[1].samples[0].value, 1500.0);
-        assert_eq!(parse("a 1 123\n", p).unwrap_err(), "x.prom:1: client-side timestamps are not supported");
+        assert_eq!(
+            parse("a 1 123\n", p).unwrap_err(),
+            "x.prom:1: client-side timestamps are not supported"
+        );
         assert!(parse("a{x=1} 1\n", p).is_err());
         assert!(parse("a\n", p).is_err());
     }

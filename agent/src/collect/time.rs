@@ -19,17 +19,27 @@ fn zone(now: i64) -> (String, f64) {
         return ("UTC".into(), 0.0);
     }
     // SAFETY: tm_zone points to a NUL-terminated static string owned by libc.
-    let name = unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) }.to_string_lossy().into_owned();
+    let name = unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) }
+        .to_string_lossy()
+        .into_owned();
     (name, tm.tm_gmtoff as f64)
 }
 
 impl Collector for Time {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
-        let mut t = Family::new("node_time_seconds", "System time in seconds since epoch (1970).", MetricType::Gauge);
+        let mut t = Family::new(
+            "node_time_seconds",
+            "System time in seconds since epoch (1970).",
+            MetricType::Gauge,
+        );
         t.push(&[], now);
         let (name, offset) = zone(now as i64);
-        let mut z = Family::new("node_time_zone_offset_seconds", "System time zone offset in seconds.", MetricType::Gauge);
+        let mut z = Family::new(
+            "node_time_zone_offset_seconds",
+            "System time zone offset in seconds.",
+            MetricType::Gauge,
+        );
         z.push(&[("time_zone", &name)], offset);
         out.extend([t, z]);
         let mut avail = Family::new(
@@ -45,7 +55,9 @@ impl Collector for Time {
         if let Ok(entries) = std::fs::read_dir(&self.clocksource) {
             for e in entries.flatten() {
                 let n = e.file_name().to_string_lossy().into_owned();
-                let Some(dev) = n.strip_prefix("clocksource") else { continue };
+                let Some(dev) = n.strip_prefix("clocksource") else {
+                    continue;
+                };
                 if let Ok(list) = util::read_attr(&e.path().join("available_clocksource")) {
                     for c in list.split_whitespace() {
                         avail.push(&[("clocksource", c), ("device", dev)], 1.0);
@@ -62,5 +74,7 @@ impl Collector for Time {
 }
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
-    Ok(Box::new(Time { clocksource: opts.sysfs.join("devices/system/clocksource") }))
+    Ok(Box::new(Time {
+        clocksource: opts.sysfs.join("devices/system/clocksource"),
+    }))
 }

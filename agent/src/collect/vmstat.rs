@@ -18,11 +18,15 @@ impl Collector for Vmstat {
         let text = util::read(&self.path)?;
         for line in text.lines() {
             let mut parts = line.split_whitespace();
-            let (Some(name), Some(value)) = (parts.next(), parts.next()) else { continue };
+            let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
+                continue;
+            };
             if !self.fields.is_match(name) {
                 continue;
             }
-            let Ok(v) = value.parse::<f64>() else { continue };
+            let Ok(v) = value.parse::<f64>() else {
+                continue;
+            };
             let mut f = Family::new(
                 format!("node_vmstat_{name}"),
                 format!("/proc/vmstat information field {name}."),
