@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use serde::Serialize;
 
 use super::common::{print_json, Output, Roots};
@@ -77,17 +76,11 @@ fn sample(fams: &[Family], name: &str) -> Option<f64> {
 
 /// Collects the counters alert rules read, with the collectors' default settings.
 fn collect_counters(roots: &Roots) -> Vec<Family> {
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        opts: collect::Options,
-    }
-    let args = [
-        "nodetune".to_string(),
+    let flags = [
         format!("--path.procfs={}", roots.procfs.display()),
         format!("--path.sysfs={}", roots.sysfs.display()),
     ];
-    let Ok(w) = Wrap::try_parse_from(args) else {
+    let Ok(opts) = collect::Options::from_flags(flags) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -102,7 +95,7 @@ fn collect_counters(roots: &Roots) -> Vec<Family> {
         "cpu",
     ] {
         if let Some(e) = collect::ALL.iter().find(|e| e.name == name) {
-            if let Ok(c) = (e.build)(&w.opts) {
+            if let Ok(c) = (e.build)(&opts) {
                 let mut fams = Vec::new();
                 if c.collect(&mut fams).is_ok() {
                     out.extend(fams);

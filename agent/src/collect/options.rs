@@ -132,6 +132,17 @@ impl Args for Toggles {
 }
 
 impl Options {
+    /// Parses collector flags given as strings (defaults for the rest).
+    pub fn from_flags<I: IntoIterator<Item = String>>(flags: I) -> Result<Options, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            opts: Options,
+        }
+        let args = std::iter::once("nodetune".to_string()).chain(flags);
+        <Wrap as clap::Parser>::try_parse_from(args).map(|w| w.opts)
+    }
+
     /// The collectors to run, in [`ALL`] order: an explicit flag wins, then the default
     /// (unless --collector.disable-defaults).
     pub fn enabled(&self) -> Vec<&'static str> {
