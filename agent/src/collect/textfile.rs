@@ -12,7 +12,10 @@ struct Textfile {
     dirs: Vec<PathBuf>,
 }
 
-fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+/// Parsed labels and the rest of the line.
+type Labels<'a> = (Vec<(String, String)>, &'a str);
+
+fn parse_labels(s: &str) -> Result<Labels<'_>, String> {
     // `s` starts right after '{'.
     let mut labels = Vec::new();
     let mut rest = s;
