@@ -80,16 +80,11 @@ fn veth_counters_match_ethtool() {
         assert!(!want.is_empty(), "veth has statistics");
         // Read ours after ethtool: counters only grow, and nothing sends in between.
         for (stat, v) in &want {
-            let name = stat
-                .to_lowercase()
-                .split('_')
-                .map(|p| match p {
-                    "rx" => "received",
-                    "tx" => "transmitted",
-                    p => p,
-                })
-                .collect::<Vec<_>>()
-                .join("_");
+            let name = go_rename(
+                &go_rename(&stat.to_lowercase(), "rx", "received"),
+                "tx",
+                "transmitted",
+            );
             let line = format!("node_ethtool_{name}{{device=\"{dev}\"}} ");
             let got = r
                 .stdout
@@ -110,4 +105,28 @@ fn veth_counters_match_ethtool() {
         !r.stdout.contains("device=\"lo\""),
         "device-include applies"
     );
+}
+
+/// Go's non-overlapping `(^|_)TOK(_|$)` replacement, written independently of the agent's.
+fn go_rename(s: &str, tok: &str, rep: &str) -> String {
+    let re = format!("_{s}_");
+    let mut out = String::new();
+    let mut rest = re.as_str();
+    let pat = format!("_{tok}_");
+    while let Some(i) = rest.find(&pat) {
+        out.push_str(&rest[..i]);
+        out.push('_');
+        out.push_str(rep);
+        out.push('_');
+        rest = &rest[i + pat.len()..];
+        // The trailing underscore was consumed: a following token cannot match at once.
+        if let Some(stripped) = rest.strip_prefix(tok) {
+            if stripped.is_empty() || stripped.starts_with('_') {
+                out.push_str(tok);
+                rest = stripped;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.trim_matches('_').to_string()
 }

@@ -15,8 +15,18 @@ fn fixture() -> PathBuf {
 fn scrape(root: &Path, extra: &[&str]) -> BTreeMap<String, f64> {
     let procfs = format!("--path.procfs={}", root.join("proc").display());
     let sysfs = format!("--path.sysfs={}", root.join("sys").display());
-    let textfile = format!("--collector.textfile.directory={}", root.join("textfile").display());
-    let mut args = vec!["metrics", procfs.as_str(), sysfs.as_str(), textfile.as_str(), "--no-collector.uname", "--no-collector.time"];
+    let textfile = format!(
+        "--collector.textfile.directory={}",
+        root.join("textfile").display()
+    );
+    let mut args = vec![
+        "metrics",
+        procfs.as_str(),
+        sysfs.as_str(),
+        textfile.as_str(),
+        "--no-collector.uname",
+        "--no-collector.time",
+    ];
     args.extend_from_slice(extra);
     let r = nodetune(&args, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -31,7 +41,12 @@ fn scrape(root: &Path, extra: &[&str]) -> BTreeMap<String, f64> {
 }
 
 fn copy_tree(from: &Path, to: &Path) {
-    let st = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -80,13 +95,20 @@ fn every_collector_reads_its_files() {
     ];
     for (k, v) in want {
         let got = m.get(*k).unwrap_or_else(|| panic!("{k} missing"));
-        assert!((got - v).abs() <= 1e-9 * v.abs().max(1.0), "{k} = {got}, want {v}");
+        assert!(
+            (got - v).abs() <= 1e-9 * v.abs().max(1.0),
+            "{k} = {got}, want {v}"
+        );
     }
     // An unreadable attribute (a dangling temp2_input) is skipped, not fatal.
     assert!(!m.keys().any(|k| k.contains("sensor=\"temp2\"")));
     assert!(!m.keys().any(|k| k.contains("NotAField")));
     for c in ["cpu", "hwmon", "meminfo", "netstat", "textfile", "pressure"] {
-        assert_eq!(m[&format!("node_scrape_collector_success{{collector=\"{c}\"}}")], 1.0, "{c}");
+        assert_eq!(
+            m[&format!("node_scrape_collector_success{{collector=\"{c}\"}}")],
+            1.0,
+            "{c}"
+        );
     }
 }
 
@@ -100,9 +122,16 @@ fn missing_files_fail_only_their_collector() {
     std::fs::remove_dir_all(root.join("sys/class/hwmon")).unwrap();
     let m = scrape(&root, &[]);
     for c in ["pressure", "conntrack", "hwmon"] {
-        assert_eq!(m[&format!("node_scrape_collector_success{{collector=\"{c}\"}}")], 0.0, "{c}");
+        assert_eq!(
+            m[&format!("node_scrape_collector_success{{collector=\"{c}\"}}")],
+            0.0,
+            "{c}"
+        );
     }
-    assert_eq!(m["node_scrape_collector_success{collector=\"meminfo\"}"], 1.0);
+    assert_eq!(
+        m["node_scrape_collector_success{collector=\"meminfo\"}"],
+        1.0
+    );
     assert!(!m.keys().any(|k| k.starts_with("node_pressure_")));
     assert_eq!(m["node_load5"], 0.75);
 }
@@ -114,15 +143,25 @@ fn counters_that_go_backwards_are_passed_through() {
     copy_tree(&fixture(), &root);
     let before = scrape(&root, &[]);
     let stat = std::fs::read_to_string(root.join("proc/stat")).unwrap();
-    std::fs::write(root.join("proc/stat"), stat.replace("ctxt 987654", "ctxt 5")).unwrap();
+    std::fs::write(
+        root.join("proc/stat"),
+        stat.replace("ctxt 987654", "ctxt 5"),
+    )
+    .unwrap();
     let after = scrape(&root, &[]);
     assert_eq!(before["node_context_switches_total"], 987654.0);
-    assert_eq!(after["node_context_switches_total"], 5.0, "a reset is reported as read; rate() handles it");
+    assert_eq!(
+        after["node_context_switches_total"], 5.0,
+        "a reset is reported as read; rate() handles it"
+    );
 }
 
 #[test]
 fn promtool_accepts_the_output() {
-    if !require(have_tool("promtool"), "promtool (Debian package prometheus)") {
+    if !require(
+        have_tool("promtool"),
+        "promtool (Debian package prometheus)",
+    ) {
         return;
     }
     let f = fixture();
@@ -131,7 +170,10 @@ fn promtool_accepts_the_output() {
         if !live {
             args.push(format!("--path.procfs={}", f.join("proc").display()));
             args.push(format!("--path.sysfs={}", f.join("sys").display()));
-            args.push(format!("--collector.textfile.directory={}", f.join("textfile").display()));
+            args.push(format!(
+                "--collector.textfile.directory={}",
+                f.join("textfile").display()
+            ));
         }
         let out = run_cmd(std::process::Command::new(nodetune_e2e::bin()).args(&args));
         assert_eq!(out.code, 0);
@@ -143,9 +185,15 @@ fn promtool_accepts_the_output() {
             .spawn()
             .unwrap();
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(out.stdout.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(out.stdout.as_bytes())
+            .unwrap();
         let res = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&res.stdout).to_string() + &String::from_utf8_lossy(&res.stderr);
+        let text = String::from_utf8_lossy(&res.stdout).to_string()
+            + &String::from_utf8_lossy(&res.stderr);
         // node_exporter's own meminfo and netstat names (MemTotal, TcpExt_…) draw promtool's
         // camelCase lint; they are kept for compatibility. Anything else is a failure.
         let problems: Vec<&str> = text
@@ -156,6 +204,10 @@ fn promtool_accepts_the_output() {
                     && (l.starts_with("node_memory_") || l.starts_with("node_netstat_")))
             })
             .collect();
-        assert!(problems.is_empty(), "promtool check metrics (live={live}):\n{}", problems.join("\n"));
+        assert!(
+            problems.is_empty(),
+            "promtool check metrics (live={live}):\n{}",
+            problems.join("\n")
+        );
     }
 }

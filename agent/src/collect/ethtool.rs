@@ -153,7 +153,40 @@ impl Source for Ioctl {
     }
 }
 
-/// node_exporter's metric name for a statistic.
+/// Replaces `(^|_)TOK(_|$)` like Go's regexp.ReplaceAllString: matches are found left to
+/// right without overlapping, so in `tx_tx_timeouts` only the first `tx` is replaced (the
+/// underscore between them belongs to the first match).
+fn replace_token(s: &str, tok: &str, rep: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len() + 8);
+    let mut i = 0;
+    while i < b.len() {
+        let prefix = if i == 0 && s[i..].starts_with(tok) {
+            Some(0)
+        } else if b[i] == b'_' && s[i + 1..].starts_with(tok) {
+            Some(1)
+        } else {
+            None
+        };
+        if let Some(p) = prefix {
+            let after = i + p + tok.len();
+            if after == b.len() || b[after] == b'_' {
+                let end = if after < b.len() { after + 1 } else { after };
+                out.push_str(&s[i..i + p]);
+                out.push_str(rep);
+                out.push_str(&s[after..end]);
+                i = end;
+                continue;
+            }
+        }
+        out.push(b[i] as char);
+        i += 1;
+    }
+    out
+}
+
+/// node_exporter's metric name for a statistic: sanitised, lower-cased, leading underscores
+/// trimmed, then rx → received and tx → transmitted.
 pub fn metric_name(stat: &str) -> String {
     let sanitized: String = stat
         .chars()
@@ -166,16 +199,8 @@ pub fn metric_name(stat: &str) -> String {
         })
         .collect();
     let lower = sanitized.to_lowercase();
-    let parts: Vec<&str> = lower.trim_start_matches('_').split('_').collect();
-    let renamed: Vec<&str> = parts
-        .iter()
-        .map(|p| match *p {
-            "rx" => "received",
-            "tx" => "transmitted",
-            p => p,
-        })
-        .collect();
-    format!("node_ethtool_{}", renamed.join("_"))
+    let name = replace_token(lower.trim_start_matches('_'), "rx", "received");
+    format!("node_ethtool_{}", replace_token(&name, "tx", "transmitted"))
 }
 
 struct Ethtool {
@@ -324,9 +349,14 @@ mod tests {
         );
         assert_eq!(
             metric_name("tx_tx_timeouts"),
-            "node_ethtool_transmitted_transmitted_timeouts"
+            "node_ethtool_transmitted_tx_timeouts"
         );
         assert_eq!(metric_name("rx0_kicks"), "node_ethtool_rx0_kicks");
+        assert_eq!(
+            metric_name("tx0_tx_timeouts"),
+            "node_ethtool_tx0_transmitted_timeouts"
+        );
+        assert_eq!(metric_name("rx"), "node_ethtool_received");
         assert_eq!(
             metric_name("port.VF_admin_queue_requests"),
             "node_ethtool_port_vf_admin_queue_requests"
