@@ -256,3 +256,154 @@ impl Drop for TestNetns {
             .status();
     }
 }
+
+/// Polls `cond` every 10 ms until it holds or `secs` pass; returns whether it held.
+pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    cond()
+}
+
+/// A running `nodetune run`, its stderr captured to a file; killed on drop.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub log: PathBuf,
+    pub state: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `prefix… nodetune run ARGS` with the state directory in a temporary dir.
+    pub fn start(prefix: &[&str], args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("stderr.log");
+        let state = dir.path().join("state");
+        let mut cmd = if prefix.is_empty() {
+            Command::new(bin())
+        } else {
+            let mut c = Command::new(prefix[0]);
+            c.args(&prefix[1..]).arg(bin());
+            c
+        };
+        cmd.arg("run")
+            .args(args)
+            .arg(format!("--state-dir={}", state.display()))
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        let child = cmd.spawn().expect("start nodetune run");
+        Daemon {
+            child,
+            log,
+            state,
+            _dir: dir,
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The daemon's status document, once written.
+    pub fn status(&self) -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(self.state.join("daemon.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The first address the endpoint listens on (from the status file).
+    pub fn addr(&self) -> String {
+        assert!(
+            wait_until(20, || self.status().is_some()),
+            "daemon never wrote its status:\n{}",
+            self.stderr()
+        );
+        self.status().unwrap()["listen"][0]
+            .as_str()
+            .expect("listen address")
+            .to_string()
+    }
+
+    /// Sends a signal by number.
+    pub fn signal(&self, sig: i32) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(st.success());
+    }
+
+    /// SIGTERM, then waits for a clean exit and returns the exit code.
+    pub fn stop(mut self) -> (i32, String) {
+        self.signal(15);
+        let code = self
+            .child
+            .wait()
+            .map(|s| s.code().unwrap_or(-1))
+            .unwrap_or(-1);
+        (code, self.stderr())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET; returns (status, headers, body).
+pub fn http_get(addr: &str, path: &str, headers: &[&str]) -> Option<(u16, String, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok()?;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let mut body = buf[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body)?;
+    }
+    Some((status, head, body))
+}
+
+/// Decodes an HTTP/1.1 chunked body.
+fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&rest[..eol])
+                .ok()?
+                .split(';')
+                .next()?
+                .trim(),
+            16,
+        )
+        .ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        let start = eol + 2;
+        out.extend_from_slice(rest.get(start..start + size)?);
+        rest = rest.get(start + size + 2..)?;
+    }
+}

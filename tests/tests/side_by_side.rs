@@ -3,12 +3,11 @@
 //! listed in docs/metrics.md ("Differences from node_exporter 1.5").
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nodetune_e2e::{have_tool, nodetune, require};
+use nodetune_e2e::{have_tool, http_get, nodetune, require};
 
 const COLLECTORS: &[&str] = &[
     "cpu",
@@ -77,31 +76,8 @@ fn parse(text: &str) -> Families {
 }
 
 fn get(port: u16) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let body = buf.split_once("\r\n\r\n")?.1.to_string();
-    // node_exporter answers with chunked encoding; strip chunk-size lines.
-    if buf
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body.as_str();
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).ok()?;
-            if n == 0 {
-                break;
-            }
-            out.push_str(&tail[..n]);
-            rest = &tail[n + 2..];
-        }
-        return Some(out);
-    }
-    Some(body)
+    let (status, _, body) = http_get(&format!("127.0.0.1:{port}"), "/metrics", &[])?;
+    (status == 200).then(|| String::from_utf8_lossy(&body).into_owned())
 }
 
 /// Families only node_exporter 1.5 has, for documented reasons.

@@ -1,0 +1,562 @@
+//! The daemon end to end: enforcement and audit in a throwaway network namespace, fight
+//! detection, reloads, systemd notifications, and alerts from a fixture tree whose counters the
+//! test advances.
+
+use std::process::{Command, Stdio};
+
+use nodetune_e2e::{
+    have_tool, http_get, is_root, require, wait_until, Daemon, FakeHost, TestNetns,
+};
+
+fn privileged() -> bool {
+    require(
+        is_root() && have_tool("ip") && have_tool("sysctl"),
+        "root with ip and sysctl",
+    )
+}
+
+/// Starts the daemon inside the namespace with a config file in `dir`.
+fn netns_daemon(ns: &TestNetns, dir: &std::path::Path, config: &str, profile: &str) -> Daemon {
+    let r = nodetune_e2e::run_cmd(
+        Command::new("ip").args(["netns", "exec", &ns.name, "ip", "link", "set", "lo", "up"]),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let cfg = dir.join("nodetune.toml");
+    std::fs::write(&cfg, config).unwrap();
+    Daemon::start(
+        &["ip", "netns", "exec", &ns.name],
+        &[
+            &format!("--profile={profile}"),
+            &format!("--config={}", cfg.display()),
+            "--web.listen-address=127.0.0.1:9100",
+        ],
+        &[],
+    )
+}
+
+#[test]
+fn enforce_mode_restores_a_changed_key_within_two_intervals() {
+    if !privileged() {
+        return;
+    }
+    let ns = TestNetns::new("enf");
+    // A config path that does not exist is an error (only the packaged default path falls
+    // back to the built-in configuration).
+    let r = nodetune_e2e::nodetune(&["run", "--config=/nonexistent/nodetune.toml"], &[]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("reading /nonexistent/nodetune.toml"),
+        "{}",
+        r.stderr
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = netns_daemon(
+        &ns,
+        dir.path(),
+        "mode = \"enforce\"\ndrift-interval = \"100ms\"\n",
+        "api-node",
+    );
+    assert!(
+        wait_until(20, || ns.sysctl("net.core.somaxconn") == "65535"),
+        "applied at start:\n{}",
+        d.stderr()
+    );
+    assert!(wait_until(20, || d.status().is_some()));
+    ns.set("net.core.somaxconn", "1000");
+    let t0 = std::time::Instant::now();
+    assert!(
+        wait_until(5, || ns.sysctl("net.core.somaxconn") == "65535"),
+        "not restored:\n{}",
+        d.stderr()
+    );
+    // Two intervals (200 ms) plus process start-up slack for the sysctl tool itself.
+    assert!(
+        t0.elapsed() < std::time::Duration::from_millis(1500),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        wait_until(5, || d.stderr().contains(
+            "drift: net.core.somaxconn is 1000, profile api-node wants 65535"
+        )),
+        "{}",
+        d.stderr()
+    );
+    assert!(
+        d.stderr().contains(
+            "KEY=\"net.core.somaxconn\" EXPECTED=\"65535\" ACTUAL=\"1000\" PROFILE=\"api-node\""
+        ),
+        "{}",
+        d.stderr()
+    );
+    assert!(
+        d.stderr()
+            .contains("corrected: net.core.somaxconn 1000 -> 65535"),
+        "{}",
+        d.stderr()
+    );
+    let key = |s: &serde_json::Value| -> serde_json::Value {
+        s["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key"] == "net.core.somaxconn")
+            .cloned()
+            .unwrap()
+    };
+    assert!(wait_until(5, || d
+        .status()
+        .map(|s| key(&s)["drift_total"] == 1)
+        .unwrap_or(false)));
+    assert_eq!(key(&d.status().unwrap())["corrections_total"], 1);
+    let (code, err) = d.stop();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("tuned values stay in place (rollback-on-stop = false)"),
+        "{err}"
+    );
+    assert_eq!(
+        ns.sysctl("net.core.somaxconn"),
+        "65535",
+        "no rollback on stop"
+    );
+}
+
+#[test]
+fn audit_mode_only_reports() {
+    if !privileged() {
+        return;
+    }
+    let ns = TestNetns::new("aud");
+    let before = ns.sysctl("net.core.somaxconn");
+    let dir = tempfile::tempdir().unwrap();
+    let d = netns_daemon(
+        &ns,
+        dir.path(),
+        "mode = \"audit\"\ndrift-interval = \"100ms\"\n",
+        "base",
+    );
+    assert!(wait_until(20, || d.status().is_some()), "{}", d.stderr());
+    assert_eq!(
+        ns.sysctl("net.core.somaxconn"),
+        before,
+        "audit never applies"
+    );
+    ns.set("net.ipv4.tcp_syncookies", "0");
+    assert!(
+        wait_until(5, || d.stderr().contains(
+            "drift: net.ipv4.tcp_syncookies is 0, profile base wants 1"
+        )),
+        "{}",
+        d.stderr()
+    );
+    assert_eq!(
+        ns.sysctl("net.ipv4.tcp_syncookies"),
+        "0",
+        "audit never corrects"
+    );
+    assert!(!d.stderr().contains("corrected:"));
+}
+
+#[test]
+fn a_fight_ends_in_sysctl_fight_not_a_loop() {
+    if !privileged() {
+        return;
+    }
+    let ns = TestNetns::new("fgt");
+    let dir = tempfile::tempdir().unwrap();
+    let d = netns_daemon(
+        &ns,
+        dir.path(),
+        "mode = \"enforce\"\ndrift-interval = \"100ms\"\n",
+        "api-node",
+    );
+    assert!(
+        wait_until(20, || ns.sysctl("net.core.somaxconn") == "65535"),
+        "{}",
+        d.stderr()
+    );
+    // Another writer resets the key in a loop.
+    let mut writer = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "sh",
+            "-c",
+            "while :; do sysctl -qw net.core.somaxconn=1000; sleep 0.05; done",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let fought = wait_until(15, || {
+        d.stderr()
+            .contains("fight: net.core.somaxconn keeps being changed back; corrections stopped")
+    });
+    let _ = writer.kill();
+    let _ = writer.wait();
+    assert!(fought, "{}", d.stderr());
+    assert!(
+        d.stderr().contains("Likely writer: unknown"),
+        "{}",
+        d.stderr()
+    );
+    let corrections = |s: &str| s.matches("corrected: net.core.somaxconn").count();
+    let n = corrections(&d.stderr());
+    assert!((3..=4).contains(&n), "corrected {n} times before giving up");
+    // No more corrections once fighting.
+    let st = d.status().unwrap();
+    let key = st["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"] == "net.core.somaxconn")
+        .unwrap()
+        .clone();
+    assert_eq!(key["state"], "fight");
+    assert_eq!(corrections(&d.stderr()), n);
+}
+
+fn alert_host() -> (FakeHost, tempfile::TempDir) {
+    let h = FakeHost::new().with_conntrack();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/host-a");
+    let dir = tempfile::tempdir().unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&fixture)
+        .arg(dir.path().join("host"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    (h, dir)
+}
+
+fn set_counter(root: &std::path::Path, overflows: u64, throttles: u64) {
+    let p = root.join("proc/net/netstat");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines[1] = format!("TcpExt: 5 4 3 {overflows} 130 7 8 9 2");
+    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+    std::fs::write(
+        root.join("sys/devices/system/cpu/cpu0/thermal_throttle/package_throttle_count"),
+        format!("{throttles}\n"),
+    )
+    .unwrap();
+}
+
+fn alerts(d: &Daemon) -> Vec<(String, String)> {
+    d.status()
+        .map(|s| {
+            s["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| {
+                    (
+                        a["name"].as_str().unwrap().to_string(),
+                        a["state"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn alerts_fire_and_resolve_from_advancing_counters() {
+    let (h, dir) = alert_host();
+    let root = dir.path().join("host");
+    let cfg = dir.path().join("nodetune.toml");
+    std::fs::write(
+        &cfg,
+        "mode = \"audit\"\n[alerts]\ninterval = \"100ms\"\nfor-duration = \"200ms\"\nclear-duration = \"300ms\"\n",
+    )
+    .unwrap();
+    let env = [
+        (
+            "NODETUNE_SYSCTL_ROOT",
+            h.path("sys").to_str().unwrap().to_string(),
+        ),
+        (
+            "NODETUNE_ROOT",
+            h.path("root").to_str().unwrap().to_string(),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let d = Daemon::start(
+        &[],
+        &[
+            &format!("--config={}", cfg.display()),
+            "--web.listen-address=127.0.0.1:0",
+            &format!("--path.procfs={}", root.join("proc").display()),
+            &format!("--path.sysfs={}", root.join("sys").display()),
+        ],
+        &env,
+    );
+    let addr = d.addr();
+    // Counters rise every tick: overflows and package throttles.
+    let mut n = 0u64;
+    let firing = |want: &str, d: &Daemon| alerts(d).iter().any(|(a, s)| a == want && s == "firing");
+    let ok = wait_until(15, || {
+        n += 1;
+        set_counter(&root, 120 + n * 10, 17 + n);
+        firing("ListenQueueOverflow", &d) && firing("ThermalThrottling", &d)
+    });
+    assert!(ok, "alerts: {:?}\n{}", alerts(&d), d.stderr());
+    // Static conditions from the fixture: conntrack at 90 % and a sensor at its crit limit.
+    assert!(firing("ConntrackNearFull", &d), "{:?}", alerts(&d));
+    let (code, _, body) = http_get(&addr, "/metrics", &[]).unwrap();
+    assert_eq!(code, 200);
+    let body = String::from_utf8(body).unwrap();
+    assert!(body.contains("nodetune_alert{alertname=\"ListenQueueOverflow\",severity=\"warning\",state=\"firing\"} 1"), "{body}");
+    assert!(
+        body.contains("nodetune_saturation_ratio{resource=\"conntrack\"} 0.9"),
+        "{body}"
+    );
+    assert!(
+        d.stderr().contains("alert ListenQueueOverflow firing"),
+        "{}",
+        d.stderr()
+    );
+    assert!(
+        d.stderr()
+            .contains("Remedy: accept queues overflow: raise net.core.somaxconn"),
+        "{}",
+        d.stderr()
+    );
+    // Counters stop: the counter alerts resolve after the clear duration.
+    assert!(
+        wait_until(15, || !alerts(&d)
+            .iter()
+            .any(|(a, _)| a == "ListenQueueOverflow")),
+        "{:?}",
+        alerts(&d)
+    );
+    assert!(
+        d.stderr().contains("alert ListenQueueOverflow resolved"),
+        "{}",
+        d.stderr()
+    );
+}
+
+#[test]
+fn alertmanager_receives_firing_and_resolved() {
+    if !require(
+        have_tool("prometheus-alertmanager"),
+        "prometheus-alertmanager (Debian package)",
+    ) {
+        return;
+    }
+    let (h, dir) = alert_host();
+    let root = dir.path().join("host");
+    let am_dir = dir.path().join("am");
+    std::fs::create_dir_all(&am_dir).unwrap();
+    std::fs::write(
+        am_dir.join("am.yml"),
+        "route:\n  receiver: none\nreceivers:\n  - name: none\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut am = Command::new("prometheus-alertmanager")
+        .arg(format!("--config.file={}", am_dir.join("am.yml").display()))
+        .arg(format!("--storage.path={}", am_dir.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _am = Kill(&mut am);
+    let am_addr = format!("127.0.0.1:{port}");
+    assert!(wait_until(20, || http_get(&am_addr, "/-/ready", &[])
+        .map(|r| r.0 == 200)
+        .unwrap_or(false)));
+    let cfg = dir.path().join("nodetune.toml");
+    std::fs::write(
+        &cfg,
+        format!("mode = \"audit\"\n[alerts]\ninterval = \"100ms\"\nfor-duration = \"200ms\"\nclear-duration = \"300ms\"\nalertmanager-url = \"http://{am_addr}\"\n"),
+    )
+    .unwrap();
+    let env = [
+        (
+            "NODETUNE_SYSCTL_ROOT",
+            h.path("sys").to_str().unwrap().to_string(),
+        ),
+        (
+            "NODETUNE_ROOT",
+            h.path("root").to_str().unwrap().to_string(),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let d = Daemon::start(
+        &[],
+        &[
+            &format!("--config={}", cfg.display()),
+            "--web.listen-address=127.0.0.1:0",
+            &format!("--path.procfs={}", root.join("proc").display()),
+            &format!("--path.sysfs={}", root.join("sys").display()),
+        ],
+        &env,
+    );
+    let am_alerts = || -> Vec<serde_json::Value> {
+        http_get(&am_addr, "/api/v2/alerts", &[])
+            .and_then(|(_, _, b)| serde_json::from_slice::<Vec<serde_json::Value>>(&b).ok())
+            .unwrap_or_default()
+    };
+    let has = |name: &str| am_alerts().iter().any(|a| a["labels"]["alertname"] == name);
+    let mut n = 0u64;
+    let got = wait_until(20, || {
+        n += 1;
+        set_counter(&root, 200 + n * 10, 17);
+        has("ListenQueueOverflow")
+    });
+    assert!(
+        got,
+        "Alertmanager never got the alert; nodetune said:\n{}",
+        d.stderr()
+    );
+    let a = am_alerts()
+        .into_iter()
+        .find(|a| a["labels"]["alertname"] == "ListenQueueOverflow")
+        .unwrap();
+    assert_eq!(a["labels"]["severity"], "warning");
+    assert_eq!(a["labels"]["job"], "nodetune");
+    assert!(a["annotations"]["remedy"]
+        .as_str()
+        .unwrap()
+        .contains("net.core.somaxconn"));
+    // Counters stop rising: nodetune sends the resolution and Alertmanager drops the alert.
+    assert!(
+        wait_until(20, || !has("ListenQueueOverflow")),
+        "still active: {:?}\n{}",
+        am_alerts(),
+        d.stderr()
+    );
+}
+
+#[test]
+fn notify_socket_gets_ready_watchdog_and_status() {
+    let h = FakeHost::new();
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let env = [
+        (
+            "NODETUNE_SYSCTL_ROOT",
+            h.path("sys").to_str().unwrap().to_string(),
+        ),
+        (
+            "NODETUNE_ROOT",
+            h.path("root").to_str().unwrap().to_string(),
+        ),
+        ("NOTIFY_SOCKET", sock_path.to_str().unwrap().to_string()),
+        ("WATCHDOG_USEC", "200000".to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let d = Daemon::start(
+        &[],
+        &[
+            "--web.listen-address=127.0.0.1:0",
+            "--config=/etc/nodetune/nodetune.toml",
+        ],
+        &env,
+    );
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !(seen.contains("READY=1")
+        && seen.contains("WATCHDOG=1")
+        && seen.contains("STATUS=profile base (audit)"))
+    {
+        let n = sock
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no notification ({e}); got {seen:?}\n{}", d.stderr()));
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        seen.push('\n');
+    }
+    assert!(seen.contains("keys in sync"), "{seen}");
+    let (code, _) = d.stop();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn sighup_with_a_broken_config_keeps_the_old_one() {
+    let h = FakeHost::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("nodetune.toml");
+    std::fs::write(&cfg, "mode = \"audit\"\nprofile = \"api-node\"\n").unwrap();
+    let env = [
+        (
+            "NODETUNE_SYSCTL_ROOT",
+            h.path("sys").to_str().unwrap().to_string(),
+        ),
+        (
+            "NODETUNE_ROOT",
+            h.path("root").to_str().unwrap().to_string(),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let d = Daemon::start(
+        &[],
+        &[
+            &format!("--config={}", cfg.display()),
+            "--web.listen-address=127.0.0.1:0",
+        ],
+        &env,
+    );
+    let addr = d.addr();
+    std::fs::write(&cfg, "mode = \"enforce\"\nprofile = [broken\n").unwrap();
+    d.signal(1);
+    assert!(
+        wait_until(10, || d.stderr().contains(
+            "reload (SIGHUP) failed, keeping the running configuration"
+        )),
+        "{}",
+        d.stderr()
+    );
+    assert!(
+        d.stderr().contains(&format!("{}:2:", cfg.display())),
+        "the error names file and line:\n{}",
+        d.stderr()
+    );
+    let (code, _, body) = http_get(&addr, "/metrics", &[]).unwrap();
+    assert_eq!(code, 200);
+    let body = String::from_utf8(body).unwrap();
+    assert!(
+        body.contains("nodetune_profile_info{mode=\"audit\",profile=\"api-node\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("nodetune_config_last_reload_successful 0"),
+        "{body}"
+    );
+    assert_eq!(d.status().unwrap()["profile"], "api-node");
+    // A good config reloads.
+    std::fs::write(&cfg, "mode = \"audit\"\nprofile = \"base\"\n").unwrap();
+    d.signal(1);
+    assert!(
+        wait_until(10, || d
+            .status()
+            .map(|s| s["profile"] == "base")
+            .unwrap_or(false)),
+        "{}",
+        d.stderr()
+    );
+    let (_, _, body) = http_get(&addr, "/metrics", &[]).unwrap();
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .contains("nodetune_config_last_reload_successful 1"));
+}
