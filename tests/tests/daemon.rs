@@ -560,3 +560,136 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
         .unwrap()
         .contains("nodetune_config_last_reload_successful 1"));
 }
+
+#[test]
+fn status_use_and_profile_file_changes() {
+    let h = FakeHost::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("nodetune.toml");
+    std::fs::write(&cfg, "mode = \"audit\"\n").unwrap();
+    let env = [
+        (
+            "NODETUNE_SYSCTL_ROOT",
+            h.path("sys").to_str().unwrap().to_string(),
+        ),
+        (
+            "NODETUNE_ROOT",
+            h.path("root").to_str().unwrap().to_string(),
+        ),
+        (
+            "NODETUNE_PROCFS",
+            h.path("proc").to_str().unwrap().to_string(),
+        ),
+        (
+            "NODETUNE_SYSFS",
+            h.path("sysfs").to_str().unwrap().to_string(),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = nodetune_e2e::nodetune(
+        &["status", &format!("--state-dir={}", h.path("st").display())],
+        &[],
+    );
+    assert_eq!(r.code, 3, "no daemon: exit 3");
+    assert!(r.stdout.contains("daemon: not running"), "{}", r.stdout);
+    let d = Daemon::start(
+        &[],
+        &[
+            &format!("--config={}", cfg.display()),
+            "--web.listen-address=127.0.0.1:0",
+        ],
+        &env,
+    );
+    d.addr();
+    let state = format!("--state-dir={}", d.state.display());
+    let envp: Vec<(&str, &std::path::Path)> = vec![
+        ("NODETUNE_SYSCTL_ROOT", std::path::Path::new(env[0].1)),
+        ("NODETUNE_ROOT", std::path::Path::new(env[1].1)),
+        ("NODETUNE_PROCFS", std::path::Path::new(env[2].1)),
+        ("NODETUNE_SYSFS", std::path::Path::new(env[3].1)),
+    ];
+    let r = nodetune_e2e::nodetune(&["status", &state], &envp);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("profile: base (from default), mode audit"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("net.core.somaxconn"), "{}", r.stdout);
+    // `use` records the choice and tells the daemon, which reloads.
+    let r = nodetune_e2e::nodetune(&["use", "api-node", &state], &envp);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("told the running daemon to reload"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        wait_until(10, || d
+            .status()
+            .map(|s| s["profile"] == "api-node")
+            .unwrap_or(false)),
+        "{}",
+        d.stderr()
+    );
+    assert_eq!(d.status().unwrap()["profile_source"], "nodetune use");
+    // A profile file changing on disk is picked up without a signal.
+    h.write(
+        "root/etc/nodetune/profiles.d/api-node.toml",
+        "[profile]\ninclude = [\"base\"]\n[sysctl]\n\"net.core.somaxconn\" = 32768\n",
+    );
+    assert!(
+        wait_until(15, || d
+            .stderr()
+            .contains("reloaded (configuration or profile files changed)")),
+        "{}",
+        d.stderr()
+    );
+    let st = d.status().unwrap();
+    let k = st["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"] == "net.core.somaxconn")
+        .unwrap()
+        .clone();
+    assert_eq!(k["want"], "32768");
+}
+
+#[test]
+fn recommend_names_profile_and_knobs() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/host-a");
+    let h = FakeHost::new();
+    let r = nodetune_e2e::nodetune(
+        &[
+            "recommend",
+            "--interval=100ms",
+            &format!("--path.procfs={}", fixture.join("proc").display()),
+            &format!("--path.sysfs={}", fixture.join("sys").display()),
+            &format!("--sysctl-root={}", h.path("sys").display()),
+            &format!("--root={}", h.path("root").display()),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .starts_with("suggested profile: base (no TCP listeners found"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("firing ConntrackNearFull [resource=conntrack]: conntrack entries / nf_conntrack_max: 90.0 %"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(
+            "knob: the conntrack table is nearly full or dropping: raise [conntrack] max"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("firing ThermalThrottling"),
+        "{}",
+        r.stdout
+    );
+}

@@ -101,6 +101,13 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
     let path = a.telemetry_path.clone().unwrap_or(web.telemetry_path);
     let max_requests = a.max_requests.unwrap_or(web.max_requests);
     let scraper = Scraper::new(&a.collect)?;
+    // Alert rules also read two TcpExt counters node_exporter does not export by default.
+    let mut alert_opts = a.collect.clone();
+    alert_opts.netstat_fields = format!(
+        "{}|^TcpExt_(TCPReqQFullDrop|TCPMemoryPressures)$",
+        alert_opts.netstat_fields
+    );
+    let alert_scraper = Scraper::new(&alert_opts)?;
     let daemon = Arc::new(Mutex::new(d));
     let extra_daemon = daemon.clone();
     let ep = Arc::new(Endpoint {
@@ -134,8 +141,7 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
             d.set_listen(addrs);
         }
         let server = tokio::spawn(http::serve(listeners, ep.clone()));
-        let collect_ep = ep.clone();
-        let collect: daemon::run::Collect = Arc::new(move || collect_ep.scraper.scrape(&|_| true));
+        let collect: daemon::run::Collect = Arc::new(move || alert_scraper.scrape(&|_| true));
         let result = daemon::run::run(daemon, collect).await;
         server.abort();
         result

@@ -1,21 +1,44 @@
-//! cpu collector: per-CPU mode times from /proc/stat, guest times, thermal throttle counters
-//! per core and package from sysfs, and isolated CPUs.
+//! cpu collector: per-CPU mode times from /proc/stat (clamped so they never go backwards, as
+//! node_exporter does), guest times, /proc/cpuinfo info series (opt-in), thermal throttle
+//! counters per core and package, isolated and online CPUs.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::Context;
+use regex::Regex;
 
 use super::{util, Collector, Family, MetricType, Options};
+
+/// Columns after `cpuN` in /proc/stat: user nice system idle iowait irq softirq steal guest
+/// guest_nice.
+const FIELDS: usize = 10;
+const IDLE: usize = 3;
+const MODES: [&str; 8] = [
+    "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+];
+/// An idle counter this many seconds behind the last one means the CPU was hot-plugged;
+/// node_exporter then starts that CPU over instead of holding the old values.
+const JUMP_BACK_SECONDS: f64 = 3.0;
+
+type Times = [f64; FIELDS];
 
 struct Cpu {
     procfs: PathBuf,
     sysfs: PathBuf,
     guest: bool,
+    info: bool,
+    /// node_cpu_frequency_hertz from cpuinfo only when the cpufreq collector is on (1.12).
+    info_frequency: bool,
+    flags: Option<Regex>,
+    bugs: Option<Regex>,
     user_hz: f64,
+    /// Read once at start, as node_exporter does: the list only changes at boot.
+    isolated: Option<Vec<u32>>,
+    /// Last exported times per CPU, so a counter that steps back is held, not exported.
+    last: Mutex<HashMap<u32, Times>>,
 }
-
-const MODES: &[&str] = &[
-    "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
-];
 
 /// Expands a CPU list such as "1,3-5,9".
 pub fn cpu_list(list: &str) -> Vec<u32> {
@@ -33,65 +56,213 @@ pub fn cpu_list(list: &str) -> Vec<u32> {
     out
 }
 
-impl Cpu {
-    fn throttles(&self, out: &mut Vec<Family>) {
-        let base = self.sysfs.join("devices/system/cpu");
-        let Ok(entries) = std::fs::read_dir(&base) else {
-            return;
+/// Per-CPU lines of /proc/stat, in seconds. Missing trailing columns (old kernels) are 0.
+fn parse_stat(text: &str, user_hz: f64) -> anyhow::Result<Vec<(u32, Times)>> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let Some(id) = it
+            .next()
+            .and_then(|c| c.strip_prefix("cpu"))
+            .filter(|n| !n.is_empty())
+        else {
+            continue;
         };
-        let mut cores: BTreeMap<(String, String), f64> = BTreeMap::new();
-        let mut packages: BTreeMap<String, f64> = BTreeMap::new();
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !name
-                .strip_prefix("cpu")
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-            {
-                continue;
-            }
-            let dir = e.path();
-            let (Ok(pkg), Ok(core)) = (
-                util::read_attr(&dir.join("topology/physical_package_id")),
-                util::read_attr(&dir.join("topology/core_id")),
-            ) else {
-                continue;
-            };
-            // Hyper-threads share a core: count each core and package once.
-            if let Some(v) = util::read_num(&dir.join("thermal_throttle/core_throttle_count")) {
-                cores.entry((pkg.clone(), core)).or_insert(v);
-            }
-            if let Some(v) = util::read_num(&dir.join("thermal_throttle/package_throttle_count")) {
-                packages.entry(pkg).or_insert(v);
+        let id: u32 = id.parse().with_context(|| format!("bad CPU id in {line:?}"))?;
+        let mut t = [0.0; FIELDS];
+        for (slot, x) in t.iter_mut().zip(it) {
+            *slot = x
+                .parse::<f64>()
+                .with_context(|| format!("bad /proc/stat value {x:?} for cpu{id}"))?
+                / user_hz;
+        }
+        out.push((id, t));
+    }
+    Ok(out)
+}
+
+/// Folds a new reading into the last exported one: each counter only moves forward, unless
+/// idle jumped back far enough to mean a hot-plugged CPU. CPUs gone offline are forgotten.
+fn fold(last: &mut HashMap<u32, Times>, new: &[(u32, Times)]) {
+    for (id, n) in new {
+        let mut s = last.get(id).copied().unwrap_or([0.0; FIELDS]);
+        if s[IDLE] - n[IDLE] >= JUMP_BACK_SECONDS {
+            s = [0.0; FIELDS];
+        }
+        for (old, new) in s.iter_mut().zip(n) {
+            if *new >= *old {
+                *old = *new;
             }
         }
-        if !cores.is_empty() {
-            let mut f = Family::new(
-                "node_cpu_core_throttles_total",
-                "Number of times this CPU core has been throttled.",
-                MetricType::Counter,
-            );
-            for ((pkg, core), v) in &cores {
-                f.push(&[("core", core), ("package", pkg)], *v);
-            }
-            out.push(f);
-        }
-        if !packages.is_empty() {
-            let mut f = Family::new(
-                "node_cpu_package_throttles_total",
-                "Number of times this CPU package has been throttled.",
-                MetricType::Counter,
-            );
-            for (pkg, v) in &packages {
-                f.push(&[("package", pkg)], *v);
-            }
-            out.push(f);
-        }
+        last.insert(*id, s);
+    }
+    if last.len() != new.len() {
+        last.retain(|id, _| new.iter().any(|(n, _)| n == id));
     }
 }
 
-impl Collector for Cpu {
-    fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+/// One processor block of /proc/cpuinfo (the fields node_cpu_info uses).
+#[derive(Debug, Default, Clone, PartialEq)]
+struct CpuInfo {
+    processor: u32,
+    vendor: String,
+    family: String,
+    model: String,
+    model_name: String,
+    microcode: String,
+    stepping: String,
+    cache_size: String,
+    physical_id: String,
+    core_id: String,
+    mhz: f64,
+    flags: Vec<String>,
+    bugs: Vec<String>,
+}
+
+/// Parses /proc/cpuinfo the way procfs does on x86: `key<tabs>: value`, a new block at each
+/// `processor` line, values kept verbatim. ARM's `Features` line counts as flags.
+fn parse_cpuinfo(text: &str) -> anyhow::Result<Vec<CpuInfo>> {
+    let mut out: Vec<CpuInfo> = Vec::new();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(": ") else {
+            continue;
+        };
+        let key = key.trim();
+        if key == "processor" {
+            let n = value
+                .trim()
+                .parse()
+                .with_context(|| format!("bad processor line {line:?} in cpuinfo"))?;
+            out.push(CpuInfo {
+                processor: n,
+                ..CpuInfo::default()
+            });
+            continue;
+        }
+        let Some(c) = out.last_mut() else {
+            continue;
+        };
+        let v = value.to_string();
+        match key {
+            "vendor" | "vendor_id" => c.vendor = v,
+            "cpu family" => c.family = v,
+            "model" => c.model = v,
+            "model name" => c.model_name = v,
+            "microcode" => c.microcode = v,
+            "stepping" => c.stepping = v,
+            "cache size" => c.cache_size = v,
+            "physical id" => c.physical_id = v,
+            "core id" => c.core_id = v,
+            "cpu MHz" => {
+                c.mhz = value
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("bad cpu MHz line {line:?} in cpuinfo"))?
+            }
+            "flags" | "Features" => c.flags = value.split_whitespace().map(String::from).collect(),
+            "bugs" => c.bugs = value.split_whitespace().map(String::from).collect(),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// A sysfs number as node_exporter's readUintFromFile reads it.
+fn read_uint(path: &Path) -> Option<u64> {
+    util::read_attr(path).ok()?.parse().ok()
+}
+
+/// `cpuN` directories under devices/system/cpu, in the lexical order Go's Glob returns.
+fn cpu_dirs(base: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let n = name.strip_prefix("cpu")?;
+            (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| (n.to_string(), e.path()))
+        })
+        .collect();
+    dirs.sort_by(|a, b| a.1.cmp(&b.1));
+    dirs
+}
+
+impl Cpu {
+    fn cpuinfo(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        let text = util::read(&self.procfs.join("cpuinfo"))?;
+        let cpus = parse_cpuinfo(&text)?;
+        let mut info = Family::new(
+            "node_cpu_info",
+            "CPU information from /proc/cpuinfo.",
+            MetricType::Gauge,
+        );
+        let mut freq = Family::new(
+            "node_cpu_frequency_hertz",
+            "CPU frequency in hertz from /proc/cpuinfo.",
+            MetricType::Gauge,
+        );
+        for c in &cpus {
+            let cpu = c.processor.to_string();
+            info.push(
+                &[
+                    ("package", &c.physical_id),
+                    ("core", &c.core_id),
+                    ("cpu", &cpu),
+                    ("vendor", &c.vendor),
+                    ("family", &c.family),
+                    ("model", &c.model),
+                    ("model_name", &c.model_name),
+                    ("microcode", &c.microcode),
+                    ("stepping", &c.stepping),
+                    ("cachesize", &c.cache_size),
+                ],
+                1.0,
+            );
+            if self.info_frequency {
+                freq.push(
+                    &[("package", &c.physical_id), ("core", &c.core_id), ("cpu", &cpu)],
+                    c.mhz * 1e6,
+                );
+            }
+        }
+        out.push(info);
+        out.push(freq);
+        // Flags and bugs come from the first processor only, and only with a filter.
+        let first = cpus.first();
+        for (re, values, name, help, label) in [
+            (
+                &self.flags,
+                first.map(|c| &c.flags),
+                "node_cpu_flag_info",
+                "The `flags` field of CPU information from /proc/cpuinfo taken from the first core.",
+                "flag",
+            ),
+            (
+                &self.bugs,
+                first.map(|c| &c.bugs),
+                "node_cpu_bug_info",
+                "The `bugs` field of CPU information from /proc/cpuinfo taken from the first core.",
+                "bug",
+            ),
+        ] {
+            let (Some(re), Some(values)) = (re, values) else {
+                continue;
+            };
+            let mut f = Family::new(name, help, MetricType::Gauge);
+            for v in values.iter().filter(|v| re.is_match(v)) {
+                f.push(&[(label, v)], 1.0);
+            }
+            out.push(f);
+        }
+        Ok(())
+    }
+
+    fn stat(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         let text = util::read(&self.procfs.join("stat"))?;
+        let new = parse_stat(&text, self.user_hz)?;
         let mut secs = Family::new(
             "node_cpu_seconds_total",
             "Seconds the CPUs spent in each mode.",
@@ -102,60 +273,362 @@ impl Collector for Cpu {
             "Seconds the CPUs spent in guests (VMs) for each mode.",
             MetricType::Counter,
         );
-        for line in text.lines() {
-            let mut it = line.split_whitespace();
-            let Some(id) = it
-                .next()
-                .and_then(|c| c.strip_prefix("cpu"))
-                .filter(|n| !n.is_empty())
-            else {
-                continue;
-            };
-            let v: Vec<f64> = it
-                .map(|x| x.parse::<f64>().unwrap_or(0.0) / self.user_hz)
-                .collect();
-            for (mode, value) in MODES.iter().zip(&v) {
-                secs.push(&[("cpu", id), ("mode", mode)], *value);
+        // A poisoned lock only means another scrape panicked; the map is still usable.
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        fold(&mut last, &new);
+        for (id, t) in last.iter() {
+            let cpu = id.to_string();
+            for (mode, v) in MODES.iter().zip(t) {
+                secs.push(&[("cpu", &cpu), ("mode", mode)], *v);
             }
-            if self.guest && v.len() >= 10 {
-                guest.push(&[("cpu", id), ("mode", "user")], v[8]);
-                guest.push(&[("cpu", id), ("mode", "nice")], v[9]);
+            if self.guest {
+                guest.push(&[("cpu", &cpu), ("mode", "user")], t[8]);
+                guest.push(&[("cpu", &cpu), ("mode", "nice")], t[9]);
             }
         }
         out.push(secs);
         out.push(guest);
-        self.throttles(out);
-        if let Ok(list) = util::read_attr(&self.sysfs.join("devices/system/cpu/isolated")) {
+        Ok(())
+    }
+
+    /// One reading per (package, core) and per package: hyper-threads share them.
+    fn throttles(&self, out: &mut Vec<Family>) {
+        let mut cores: BTreeMap<(u64, u64), f64> = BTreeMap::new();
+        let mut packages: BTreeMap<u64, f64> = BTreeMap::new();
+        for (_, dir) in cpu_dirs(&self.sysfs.join("devices/system/cpu")) {
+            let (Some(pkg), Some(core)) = (
+                read_uint(&dir.join("topology/physical_package_id")),
+                read_uint(&dir.join("topology/core_id")),
+            ) else {
+                continue;
+            };
+            if !cores.contains_key(&(pkg, core)) {
+                if let Some(v) = read_uint(&dir.join("thermal_throttle/core_throttle_count")) {
+                    cores.insert((pkg, core), v as f64);
+                }
+            }
+            if !packages.contains_key(&pkg) {
+                if let Some(v) = read_uint(&dir.join("thermal_throttle/package_throttle_count")) {
+                    packages.insert(pkg, v as f64);
+                }
+            }
+        }
+        let mut f = Family::new(
+            "node_cpu_core_throttles_total",
+            "Number of times this CPU core has been throttled.",
+            MetricType::Counter,
+        );
+        for ((pkg, core), v) in &cores {
+            f.push(
+                &[("package", &pkg.to_string()), ("core", &core.to_string())],
+                *v,
+            );
+        }
+        out.push(f);
+        let mut f = Family::new(
+            "node_cpu_package_throttles_total",
+            "Number of times this CPU package has been throttled.",
+            MetricType::Counter,
+        );
+        for (pkg, v) in &packages {
+            f.push(&[("package", &pkg.to_string())], *v);
+        }
+        out.push(f);
+    }
+
+    /// node_cpu_online from cpuN/online; nothing when the first CPU has no such file (x86
+    /// cpu0 usually has none), as in node_exporter.
+    fn online(&self, out: &mut Vec<Family>) {
+        let dirs = cpu_dirs(&self.sysfs.join("devices/system/cpu"));
+        let Some((_, first)) = dirs.first() else {
+            return;
+        };
+        if let Err(e) = std::fs::metadata(first.join("online")) {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                return;
+            }
+        }
+        let mut f = Family::new(
+            "node_cpu_online",
+            "CPUs that are online and being scheduled.",
+            MetricType::Gauge,
+        );
+        for (n, dir) in &dirs {
+            let on = util::read_attr(&dir.join("online")).is_ok_and(|v| v == "1");
+            f.push(&[("cpu", n)], if on { 1.0 } else { 0.0 });
+        }
+        out.push(f);
+    }
+}
+
+impl Collector for Cpu {
+    fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        if self.info {
+            self.cpuinfo(out)?;
+        }
+        self.stat(out)?;
+        if let Some(isolated) = &self.isolated {
             let mut f = Family::new(
                 "node_cpu_isolated",
                 "Whether each core is isolated, information from /sys/devices/system/cpu/isolated.",
                 MetricType::Gauge,
             );
-            for c in cpu_list(&list) {
+            for c in isolated {
                 f.push(&[("cpu", &c.to_string())], 1.0);
             }
             out.push(f);
         }
+        self.throttles(out);
+        self.online(out);
         Ok(())
     }
+}
+
+/// An optional regex flag; empty means unset, as with node_exporter's string flags.
+fn regex_flag(value: &Option<String>, flag: &str) -> anyhow::Result<Option<Regex>> {
+    value
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(Regex::new)
+        .transpose()
+        .with_context(|| format!("--{flag} must be a regular expression"))
 }
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let flags = regex_flag(&opts.cpu_info_flags_include, "collector.cpu.info.flags-include")?;
+    let bugs = regex_flag(&opts.cpu_info_bugs_include, "collector.cpu.info.bugs-include")?;
+    let isolated_path = opts.sysfs.join("devices/system/cpu/isolated");
+    let isolated = match util::read_attr(&isolated_path) {
+        Ok(list) => Some(cpu_list(&list)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", isolated_path.display())),
+    };
     Ok(Box::new(Cpu {
         procfs: opts.procfs.clone(),
         sysfs: opts.sysfs.clone(),
-        guest: !opts.no_cpu_guest,
+        guest: opts.cpu_guest && !opts.no_cpu_guest,
+        // A flags or bugs filter switches the info series on, as in node_exporter.
+        info: opts.cpu_info || flags.is_some() || bugs.is_some(),
+        info_frequency: opts.enabled().contains(&"cpufreq"),
+        flags,
+        bugs,
         user_hz: if hz > 0 { hz as f64 } else { 100.0 },
+        isolated,
+        last: Mutex::new(HashMap::new()),
     }))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn opts(root: &Path, extra: &[&str]) -> Options {
+        let mut flags = vec![
+            format!("--path.procfs={}", root.join("proc").display()),
+            format!("--path.sysfs={}", root.join("sys").display()),
+        ];
+        flags.extend(extra.iter().map(|s| s.to_string()));
+        Options::from_flags(flags).unwrap()
+    }
+
+    fn write(root: &Path, rel: &str, body: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+
+    fn series(out: &[Family], name: &str) -> Vec<(String, f64)> {
+        out.iter()
+            .filter(|f| f.name == name)
+            .flat_map(|f| &f.samples)
+            .map(|s| {
+                let l: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                (l.join(","), s.value)
+            })
+            .collect()
+    }
+
+    fn get(out: &[Family], name: &str, labels: &str) -> Option<f64> {
+        series(out, name)
+            .into_iter()
+            .find(|(l, _)| l == labels)
+            .map(|(_, v)| v)
+    }
+
     #[test]
     fn cpu_lists() {
-        assert_eq!(super::cpu_list("1,3-5,9\n"), vec![1, 3, 4, 5, 9]);
-        assert!(super::cpu_list("").is_empty());
+        assert_eq!(cpu_list("1,3-5,9\n"), vec![1, 3, 4, 5, 9]);
+        assert!(cpu_list("").is_empty());
+    }
+
+    #[test]
+    fn counters_never_go_backwards_but_hotplug_resets() {
+        let mut last = HashMap::new();
+        let t = |idle: f64, user: f64| {
+            let mut t = [0.0; FIELDS];
+            t[IDLE] = idle;
+            t[0] = user;
+            t
+        };
+        fold(&mut last, &[(0, t(100.0, 50.0)), (1, t(100.0, 50.0))]);
+        // user steps back a little: held; idle steps back under the threshold: held.
+        fold(&mut last, &[(0, t(99.0, 40.0)), (1, t(101.0, 51.0))]);
+        assert_eq!(last[&0][0], 50.0);
+        assert_eq!(last[&0][IDLE], 100.0);
+        assert_eq!(last[&1][0], 51.0);
+        // idle jumps back by >= 3 s: the CPU was re-plugged, start over.
+        fold(&mut last, &[(0, t(2.0, 1.0)), (1, t(102.0, 52.0))]);
+        assert_eq!(last[&0][0], 1.0);
+        assert_eq!(last[&0][IDLE], 2.0);
+        // cpu1 goes offline: forgotten.
+        fold(&mut last, &[(0, t(3.0, 2.0))]);
+        assert!(!last.contains_key(&1));
+    }
+
+    #[test]
+    fn stat_and_throttles_on_a_small_tree() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        write(
+            r,
+            "proc/stat",
+            "cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 100 0 0 1000 0 0 0 0 20 10\ncpu1 200 0 0 2000\nintr 5\n",
+        );
+        // Two threads of one core: the core and package are read once.
+        for (cpu, core) in [("cpu0", "0"), ("cpu1", "0"), ("cpu2", "1")] {
+            write(r, &format!("sys/devices/system/cpu/{cpu}/topology/core_id"), core);
+            write(
+                r,
+                &format!("sys/devices/system/cpu/{cpu}/topology/physical_package_id"),
+                "0\n",
+            );
+        }
+        write(r, "sys/devices/system/cpu/cpu0/thermal_throttle/core_throttle_count", "7\n");
+        write(r, "sys/devices/system/cpu/cpu1/thermal_throttle/core_throttle_count", "99\n");
+        write(r, "sys/devices/system/cpu/cpu1/thermal_throttle/package_throttle_count", "3\n");
+        // cpu2's counter is a directory: skipped quietly (read fails with EISDIR).
+        std::fs::create_dir_all(
+            r.join("sys/devices/system/cpu/cpu2/thermal_throttle/core_throttle_count"),
+        )
+        .unwrap();
+        write(r, "sys/devices/system/cpu/isolated", "1\n");
+        let c = build(&opts(r, &[])).unwrap();
+        let mut out = Vec::new();
+        c.collect(&mut out).unwrap();
+        let hz = 100.0; // USER_HZ is 100 on every Linux this runs on
+        assert_eq!(
+            get(&out, "node_cpu_seconds_total", "cpu=0,mode=idle"),
+            Some(1000.0 / hz)
+        );
+        // Short lines (old kernels) export zeros for the missing columns.
+        assert_eq!(get(&out, "node_cpu_guest_seconds_total", "cpu=1,mode=user"), Some(0.0));
+        assert_eq!(
+            get(&out, "node_cpu_guest_seconds_total", "cpu=0,mode=nice"),
+            Some(10.0 / hz)
+        );
+        assert_eq!(series(&out, "node_cpu_seconds_total").len(), 16);
+        assert_eq!(
+            series(&out, "node_cpu_core_throttles_total"),
+            vec![("package=0,core=0".to_string(), 7.0)]
+        );
+        assert_eq!(
+            series(&out, "node_cpu_package_throttles_total"),
+            vec![("package=0".to_string(), 3.0)]
+        );
+        assert_eq!(get(&out, "node_cpu_isolated", "cpu=1"), Some(1.0));
+        assert!(series(&out, "node_cpu_online").is_empty());
+        assert!(series(&out, "node_cpu_info").is_empty());
+
+        // Throttle counters are passed through even when they go backwards (a reset).
+        write(r, "sys/devices/system/cpu/cpu0/thermal_throttle/core_throttle_count", "2\n");
+        let mut out = Vec::new();
+        c.collect(&mut out).unwrap();
+        assert_eq!(
+            get(&out, "node_cpu_core_throttles_total", "package=0,core=0"),
+            Some(2.0)
+        );
+
+        // Without /proc/stat the collector fails (success 0).
+        std::fs::remove_file(r.join("proc/stat")).unwrap();
+        assert!(c.collect(&mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn guest_flag_and_online() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        write(r, "proc/stat", "cpu0 1 2 3 4 5 6 7 8 9 10\n");
+        write(r, "sys/devices/system/cpu/cpu0/online", "1\n");
+        write(r, "sys/devices/system/cpu/cpu1/online", "0\n");
+        std::fs::create_dir_all(r.join("sys/devices/system/cpu/cpu2")).unwrap();
+        for flag in ["--collector.cpu.guest=false", "--no-collector.cpu.guest"] {
+            let mut out = Vec::new();
+            build(&opts(r, &[flag])).unwrap().collect(&mut out).unwrap();
+            assert!(series(&out, "node_cpu_guest_seconds_total").is_empty(), "{flag}");
+        }
+        let mut out = Vec::new();
+        build(&opts(r, &["--collector.cpu.guest"]))
+            .unwrap()
+            .collect(&mut out)
+            .unwrap();
+        assert_eq!(series(&out, "node_cpu_guest_seconds_total").len(), 2);
+        assert_eq!(
+            series(&out, "node_cpu_online"),
+            vec![
+                ("cpu=0".to_string(), 1.0),
+                ("cpu=1".to_string(), 0.0),
+                ("cpu=2".to_string(), 0.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn cpuinfo_series() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        write(r, "proc/stat", "cpu0 1 2 3 4 5 6 7 8 9 10\n");
+        write(
+            r,
+            "proc/cpuinfo",
+            "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 142\n\
+             model name\t: Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz\nstepping\t: 10\n\
+             microcode\t: 0xb4\ncpu MHz\t\t: 799.998\ncache size\t: 8192 KB\nphysical id\t: 0\n\
+             core id\t\t: 0\nflags\t\t: fpu aes avx avx2 sse\nbugs\t\t: cpu_meltdown mds\n\
+             power management:\n\nprocessor\t: 1\nphysical id\t: 0\ncore id\t\t: 1\n\
+             cpu MHz\t\t: 800.5\nflags\t\t: fpu\n",
+        );
+        let mut out = Vec::new();
+        build(&opts(r, &["--collector.cpu.info.flags-include=^(aes|avx.?)$"]))
+            .unwrap()
+            .collect(&mut out)
+            .unwrap();
+        assert_eq!(
+            series(&out, "node_cpu_info")[0].0,
+            "package=0,core=0,cpu=0,vendor=GenuineIntel,family=6,model=142,\
+             model_name=Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz,microcode=0xb4,stepping=10,\
+             cachesize=8192 KB"
+        );
+        let flags: Vec<String> = series(&out, "node_cpu_flag_info")
+            .into_iter()
+            .map(|s| s.0)
+            .collect();
+        assert_eq!(flags, vec!["flag=aes", "flag=avx", "flag=avx2"]);
+        // No bugs filter: no bug series. cpufreq is on by default: frequencies from cpuinfo.
+        assert!(series(&out, "node_cpu_bug_info").is_empty());
+        assert_eq!(
+            get(&out, "node_cpu_frequency_hertz", "package=0,core=1,cpu=1"),
+            Some(800.5e6)
+        );
+        let mut out = Vec::new();
+        build(&opts(r, &["--collector.cpu.info", "--no-collector.cpufreq"]))
+            .unwrap()
+            .collect(&mut out)
+            .unwrap();
+        assert!(series(&out, "node_cpu_frequency_hertz").is_empty());
+        assert_eq!(series(&out, "node_cpu_info").len(), 2);
+        // A bad regex is a start-up error.
+        assert!(build(&opts(r, &["--collector.cpu.info.bugs-include=("])).is_err());
     }
 }

@@ -69,6 +69,22 @@ pub struct Options {
     /// Export node_cpu_info (cpu collector).
     #[arg(long = "collector.cpu.info")]
     pub cpu_info: bool,
+    /// Export guest CPU time (cpu collector); `--collector.cpu.guest=false` turns it off.
+    #[arg(long = "collector.cpu.guest", num_args = 0..=1, require_equals = true,
+          default_value_t = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub cpu_guest: bool,
+    /// Regexp of /proc/cpuinfo flags for node_cpu_flag_info (implies --collector.cpu.info).
+    #[arg(long = "collector.cpu.info.flags-include")]
+    pub cpu_info_flags_include: Option<String>,
+    /// Regexp of /proc/cpuinfo bugs for node_cpu_bug_info (implies --collector.cpu.info).
+    #[arg(long = "collector.cpu.info.bugs-include")]
+    pub cpu_info_bugs_include: Option<String>,
+    /// Regexp of hwmon "<chip>;<sensor>" to include (mutually exclusive with sensor-exclude).
+    #[arg(long = "collector.hwmon.sensor-include")]
+    pub hwmon_sensor_include: Option<String>,
+    /// Regexp of hwmon "<chip>;<sensor>" to exclude.
+    #[arg(long = "collector.hwmon.sensor-exclude")]
+    pub hwmon_sensor_exclude: Option<String>,
 }
 
 /// `--collector.NAME` / `--no-collector.NAME` for every collector, generated from [`ALL`].

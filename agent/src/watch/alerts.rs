@@ -30,6 +30,8 @@ pub struct Thresholds {
     pub ports_ratio: f64,
     /// allocated / maximum file handles that fires FileDescriptorPressure.
     pub fd_ratio: f64,
+    /// TCP memory / the tcp_mem maximum that fires SocketMemoryPressure.
+    pub socket_memory_ratio: f64,
     /// Per-second rate of a counter above which the counter alerts fire (0: any increase).
     pub counter_rate: f64,
 }
@@ -44,6 +46,7 @@ impl Default for Thresholds {
             conntrack_ratio: 0.9,
             ports_ratio: 0.8,
             fd_ratio: 0.8,
+            socket_memory_ratio: 0.9,
             counter_rate: 0.0,
         }
     }
@@ -328,6 +331,13 @@ impl Engine {
             saturation(fams, "ports"),
             t.ports_ratio,
             "TCP sockets / ip_local_port_range size".into(),
+        ));
+        out.extend(ratio(
+            "SocketMemoryPressure",
+            "socket_memory",
+            saturation(fams, "socket_memory"),
+            t.socket_memory_ratio,
+            "TCP memory / tcp_mem maximum".into(),
         ));
         // Temperatures at or past their critical (or max) limit, per sensor.
         for s in find(fams, "node_hwmon_temp_celsius") {
