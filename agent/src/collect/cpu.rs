@@ -2,6 +2,7 @@
 //! node_exporter does), guest times, /proc/cpuinfo info series (opt-in), thermal throttle
 //! counters per core and package, isolated and online CPUs.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -68,7 +69,9 @@ fn parse_stat(text: &str, user_hz: f64) -> anyhow::Result<Vec<(u32, Times)>> {
         else {
             continue;
         };
-        let id: u32 = id.parse().with_context(|| format!("bad CPU id in {line:?}"))?;
+        let id: u32 = id
+            .parse()
+            .with_context(|| format!("bad CPU id in {line:?}"))?;
         let mut t = [0.0; FIELDS];
         for (slot, x) in t.iter_mut().zip(it) {
             *slot = x
@@ -223,7 +226,11 @@ impl Cpu {
             );
             if self.info_frequency {
                 freq.push(
-                    &[("package", &c.physical_id), ("core", &c.core_id), ("cpu", &cpu)],
+                    &[
+                        ("package", &c.physical_id),
+                        ("core", &c.core_id),
+                        ("cpu", &cpu),
+                    ],
                     c.mhz * 1e6,
                 );
             }
@@ -302,14 +309,15 @@ impl Cpu {
             ) else {
                 continue;
             };
-            if !cores.contains_key(&(pkg, core)) {
+            // Read each core and package once; a sibling retries only if the first failed.
+            if let Entry::Vacant(e) = cores.entry((pkg, core)) {
                 if let Some(v) = read_uint(&dir.join("thermal_throttle/core_throttle_count")) {
-                    cores.insert((pkg, core), v as f64);
+                    e.insert(v as f64);
                 }
             }
-            if !packages.contains_key(&pkg) {
+            if let Entry::Vacant(e) = packages.entry(pkg) {
                 if let Some(v) = read_uint(&dir.join("thermal_throttle/package_throttle_count")) {
-                    packages.insert(pkg, v as f64);
+                    e.insert(v as f64);
                 }
             }
         }
@@ -397,8 +405,14 @@ fn regex_flag(value: &Option<String>, flag: &str) -> anyhow::Result<Option<Regex
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let flags = regex_flag(&opts.cpu_info_flags_include, "collector.cpu.info.flags-include")?;
-    let bugs = regex_flag(&opts.cpu_info_bugs_include, "collector.cpu.info.bugs-include")?;
+    let flags = regex_flag(
+        &opts.cpu_info_flags_include,
+        "collector.cpu.info.flags-include",
+    )?;
+    let bugs = regex_flag(
+        &opts.cpu_info_bugs_include,
+        "collector.cpu.info.bugs-include",
+    )?;
     let isolated_path = opts.sysfs.join("devices/system/cpu/isolated");
     let isolated = match util::read_attr(&isolated_path) {
         Ok(list) => Some(cpu_list(&list)),
@@ -498,16 +512,32 @@ mod tests {
         );
         // Two threads of one core: the core and package are read once.
         for (cpu, core) in [("cpu0", "0"), ("cpu1", "0"), ("cpu2", "1")] {
-            write(r, &format!("sys/devices/system/cpu/{cpu}/topology/core_id"), core);
+            write(
+                r,
+                &format!("sys/devices/system/cpu/{cpu}/topology/core_id"),
+                core,
+            );
             write(
                 r,
                 &format!("sys/devices/system/cpu/{cpu}/topology/physical_package_id"),
                 "0\n",
             );
         }
-        write(r, "sys/devices/system/cpu/cpu0/thermal_throttle/core_throttle_count", "7\n");
-        write(r, "sys/devices/system/cpu/cpu1/thermal_throttle/core_throttle_count", "99\n");
-        write(r, "sys/devices/system/cpu/cpu1/thermal_throttle/package_throttle_count", "3\n");
+        write(
+            r,
+            "sys/devices/system/cpu/cpu0/thermal_throttle/core_throttle_count",
+            "7\n",
+        );
+        write(
+            r,
+            "sys/devices/system/cpu/cpu1/thermal_throttle/core_throttle_count",
+            "99\n",
+        );
+        write(
+            r,
+            "sys/devices/system/cpu/cpu1/thermal_throttle/package_throttle_count",
+            "3\n",
+        );
         // cpu2's counter is a directory: skipped quietly (read fails with EISDIR).
         std::fs::create_dir_all(
             r.join("sys/devices/system/cpu/cpu2/thermal_throttle/core_throttle_count"),
@@ -523,7 +553,10 @@ mod tests {
             Some(1000.0 / hz)
         );
         // Short lines (old kernels) export zeros for the missing columns.
-        assert_eq!(get(&out, "node_cpu_guest_seconds_total", "cpu=1,mode=user"), Some(0.0));
+        assert_eq!(
+            get(&out, "node_cpu_guest_seconds_total", "cpu=1,mode=user"),
+            Some(0.0)
+        );
         assert_eq!(
             get(&out, "node_cpu_guest_seconds_total", "cpu=0,mode=nice"),
             Some(10.0 / hz)
@@ -542,7 +575,11 @@ mod tests {
         assert!(series(&out, "node_cpu_info").is_empty());
 
         // Throttle counters are passed through even when they go backwards (a reset).
-        write(r, "sys/devices/system/cpu/cpu0/thermal_throttle/core_throttle_count", "2\n");
+        write(
+            r,
+            "sys/devices/system/cpu/cpu0/thermal_throttle/core_throttle_count",
+            "2\n",
+        );
         let mut out = Vec::new();
         c.collect(&mut out).unwrap();
         assert_eq!(
@@ -566,7 +603,10 @@ mod tests {
         for flag in ["--collector.cpu.guest=false", "--no-collector.cpu.guest"] {
             let mut out = Vec::new();
             build(&opts(r, &[flag])).unwrap().collect(&mut out).unwrap();
-            assert!(series(&out, "node_cpu_guest_seconds_total").is_empty(), "{flag}");
+            assert!(
+                series(&out, "node_cpu_guest_seconds_total").is_empty(),
+                "{flag}"
+            );
         }
         let mut out = Vec::new();
         build(&opts(r, &["--collector.cpu.guest"]))
@@ -600,10 +640,13 @@ mod tests {
              cpu MHz\t\t: 800.5\nflags\t\t: fpu\n",
         );
         let mut out = Vec::new();
-        build(&opts(r, &["--collector.cpu.info.flags-include=^(aes|avx.?)$"]))
-            .unwrap()
-            .collect(&mut out)
-            .unwrap();
+        build(&opts(
+            r,
+            &["--collector.cpu.info.flags-include=^(aes|avx.?)$"],
+        ))
+        .unwrap()
+        .collect(&mut out)
+        .unwrap();
         assert_eq!(
             series(&out, "node_cpu_info")[0].0,
             "package=0,core=0,cpu=0,vendor=GenuineIntel,family=6,model=142,\
@@ -622,10 +665,13 @@ mod tests {
             Some(800.5e6)
         );
         let mut out = Vec::new();
-        build(&opts(r, &["--collector.cpu.info", "--no-collector.cpufreq"]))
-            .unwrap()
-            .collect(&mut out)
-            .unwrap();
+        build(&opts(
+            r,
+            &["--collector.cpu.info", "--no-collector.cpufreq"],
+        ))
+        .unwrap()
+        .collect(&mut out)
+        .unwrap();
         assert!(series(&out, "node_cpu_frequency_hertz").is_empty());
         assert_eq!(series(&out, "node_cpu_info").len(), 2);
         // A bad regex is a start-up error.

@@ -51,7 +51,11 @@ const FILES: &[(&str, &str, &str)] = &[
 /// A kHz attribute. Missing, unreadable (cpuinfo_cur_freq is root-only) or garbled files
 /// are left out rather than failing the whole collector.
 fn khz(path: &Path) -> Option<f64> {
-    util::read_attr(path).ok()?.parse::<u64>().ok().map(|v| v as f64)
+    util::read_attr(path)
+        .ok()?
+        .parse::<u64>()
+        .ok()
+        .map(|v| v as f64)
 }
 
 impl Collector for Cpufreq {

@@ -77,36 +77,46 @@ fn families(readings: &[Reading]) -> Vec<Family> {
     let mut info = Family::new("nodetune_gpu_info", "A GPU NVML reports (always 1).", g);
     for r in readings {
         let gpu = r.index.to_string();
-        let l = [("gpu", gpu.as_str())];
-        info.push(&[("gpu", &gpu), ("name", &r.name), ("uuid", &r.uuid)], 1.0);
+        // Every series carries the index, UUID and model, so no join is needed.
+        let id = [
+            ("gpu", gpu.as_str()),
+            ("uuid", r.uuid.as_str()),
+            ("name", r.name.as_str()),
+        ];
+        let with = |k: &'static str, v: &'static str| {
+            let mut l = id.to_vec();
+            l.push((k, v));
+            l
+        };
+        info.push(&id, 1.0);
         if let Some(v) = r.temperature_c {
-            temp.push(&l, v);
+            temp.push(&id, v);
         }
         if let Some(v) = r.power_w {
-            power.push(&l, v);
+            power.push(&id, v);
         }
         if let Some(v) = r.util_gpu {
-            util.push(&[("gpu", &gpu), ("kind", "gpu")], v / 100.0);
+            util.push(&with("kind", "gpu"), v / 100.0);
         }
         if let Some(v) = r.util_memory {
-            util.push(&[("gpu", &gpu), ("kind", "memory")], v / 100.0);
+            util.push(&with("kind", "memory"), v / 100.0);
         }
-        for (c, v) in ["graphics", "sm", "memory"].iter().zip(r.clocks_mhz) {
+        for (c, v) in ["graphics", "sm", "memory"].into_iter().zip(r.clocks_mhz) {
             if let Some(v) = v {
-                clock.push(&[("clock", c), ("gpu", &gpu)], v * 1e6);
+                clock.push(&with("clock", c), v * 1e6);
             }
         }
         if let Some(v) = r.memory_used {
-            mem_used.push(&l, v);
+            mem_used.push(&id, v);
         }
         if let Some(v) = r.memory_total {
-            mem_total.push(&l, v);
+            mem_total.push(&id, v);
         }
         if let Some(bits) = r.throttle_reasons {
-            reasons.push(&l, bits as f64);
+            reasons.push(&id, bits as f64);
             for (bit, name) in REASONS {
                 active.push(
-                    &[("gpu", &gpu), ("reason", name)],
+                    &with("reason", name),
                     if bits & bit != 0 { 1.0 } else { 0.0 },
                 );
             }
@@ -123,7 +133,10 @@ struct Gpu {
 
 impl Collector for Gpu {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        out.extend(families(&self.source.read()?));
+        let readings = self.source.read()?;
+        // A driver with no GPU is a failed scrape too, so success=0 means "no GPU data".
+        anyhow::ensure!(!readings.is_empty(), "NVML reports no GPU");
+        out.extend(families(&readings));
         Ok(())
     }
 }
@@ -187,6 +200,13 @@ mod nvml {
             // SAFETY: nvmlInit_v2 takes no arguments.
             let rc = unsafe { init() };
             anyhow::ensure!(rc == 0, "nvmlInit_v2 failed ({rc})");
+            // Drivers since R535 call it ...ClocksEventReasons; older ones only have the
+            // ...ClocksThrottleReasons name (same signature and bits).
+            // SAFETY: the symbol has the C signature declared in the field's type.
+            let throttle = match unsafe { lib.get(b"nvmlDeviceGetCurrentClocksEventReasons\0") } {
+                Ok(f) => *f,
+                Err(_) => sym!(b"nvmlDeviceGetCurrentClocksThrottleReasons\0"),
+            };
             Ok(Nvml {
                 count: sym!(b"nvmlDeviceGetCount_v2\0"),
                 handle: sym!(b"nvmlDeviceGetHandleByIndex_v2\0"),
@@ -197,7 +217,7 @@ mod nvml {
                 util: sym!(b"nvmlDeviceGetUtilizationRates\0"),
                 clock: sym!(b"nvmlDeviceGetClockInfo\0"),
                 memory: sym!(b"nvmlDeviceGetMemoryInfo\0"),
-                throttle: sym!(b"nvmlDeviceGetCurrentClocksThrottleReasons\0"),
+                throttle,
                 _lib: lib,
             })
         }
@@ -286,7 +306,9 @@ pub fn build(_opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
         Err(e) => Box::new(Unavailable(format!("{e:#}"))),
     };
     #[cfg(not(feature = "gpu"))]
-    let source: Box<dyn Source> = Box::new(Unavailable("built without the gpu feature".into()));
+    let source: Box<dyn Source> = Box::new(Unavailable(
+        "built without GPU support (cargo feature `gpu`)".into(),
+    ));
     Ok(Box::new(Gpu { source }))
 }
 
@@ -294,55 +316,109 @@ pub fn build(_opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
 mod tests {
     use super::*;
 
-    struct Fake;
+    /// A fake NVML: fixed readings, or none (a driver with no GPU).
+    struct Fake(Vec<Reading>);
 
     impl Source for Fake {
         fn read(&self) -> anyhow::Result<Vec<Reading>> {
-            Ok(vec![Reading {
-                index: 0,
-                name: "NVIDIA H100".into(),
-                uuid: "GPU-1".into(),
-                temperature_c: Some(71.0),
-                power_w: Some(312.5),
-                util_gpu: Some(87.0),
-                util_memory: Some(40.0),
-                clocks_mhz: [Some(1980.0), Some(1980.0), Some(2619.0)],
-                memory_used: Some(1.0e9),
-                memory_total: Some(8.0e10),
-                throttle_reasons: Some(0x4 | 0x40),
-            }])
+            Ok(self.0.clone())
         }
+    }
+
+    fn h100() -> Reading {
+        Reading {
+            index: 0,
+            name: "NVIDIA H100".into(),
+            uuid: "GPU-1".into(),
+            temperature_c: Some(71.0),
+            power_w: Some(312.5),
+            util_gpu: Some(87.0),
+            util_memory: Some(40.0),
+            clocks_mhz: [Some(1980.0), Some(1980.0), Some(2619.0)],
+            memory_used: Some(1.0e9),
+            memory_total: Some(8.0e10),
+            throttle_reasons: Some(0x4 | 0x40),
+        }
+    }
+
+    fn label<'a>(s: &'a crate::collect::Sample, k: &str) -> &'a str {
+        s.labels
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
     }
 
     #[test]
     fn decodes_readings_and_throttle_bits() {
+        let mut second = Reading {
+            index: 1,
+            name: "NVIDIA A10".into(),
+            uuid: "GPU-2".into(),
+            ..Reading::default()
+        };
+        // A GPU whose power and throttle queries are unsupported: those series are absent.
+        second.temperature_c = Some(40.0);
         let c = Gpu {
-            source: Box::new(Fake),
+            source: Box::new(Fake(vec![h100(), second])),
         };
         let mut out = Vec::new();
         c.collect(&mut out).unwrap();
         let get = |n: &str| out.iter().find(|f| f.name == n).unwrap();
+        let t = &get("nodetune_gpu_temperature_celsius").samples;
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].value, 71.0);
         assert_eq!(
-            get("nodetune_gpu_temperature_celsius").samples[0].value,
-            71.0
+            (
+                label(&t[0], "gpu"),
+                label(&t[0], "uuid"),
+                label(&t[0], "name")
+            ),
+            ("0", "GPU-1", "NVIDIA H100")
         );
-        assert_eq!(get("nodetune_gpu_utilization_ratio").samples[0].value, 0.87);
-        assert_eq!(get("nodetune_gpu_clock_hertz").samples[2].value, 2.619e9);
+        assert_eq!(get("nodetune_gpu_power_watts").samples.len(), 1);
+        let u = &get("nodetune_gpu_utilization_ratio").samples;
+        assert_eq!((label(&u[0], "kind"), u[0].value), ("gpu", 0.87));
+        assert_eq!((label(&u[1], "kind"), u[1].value), ("memory", 0.4));
+        let c = &get("nodetune_gpu_clock_hertz").samples[2];
+        assert_eq!((label(c, "clock"), c.value), ("memory", 2.619e9));
+        assert_eq!(get("nodetune_gpu_throttle_reasons").samples[0].value, 68.0);
         let active: Vec<&str> = get("nodetune_gpu_throttle_active")
             .samples
             .iter()
             .filter(|s| s.value == 1.0)
-            .map(|s| s.labels[1].1.as_str())
+            .map(|s| label(s, "reason"))
             .collect();
         assert_eq!(active, vec!["sw_power_cap", "hw_thermal_slowdown"]);
-        let none = Gpu {
-            source: Box::new(Unavailable("no NVML".into())),
-        };
-        assert!(none.collect(&mut Vec::new()).is_err());
+        assert_eq!(
+            get("nodetune_gpu_throttle_active").samples.len(),
+            REASONS.len()
+        );
     }
 
-    /// On a GPU machine: `cargo test -p nodetune --features gpu -- --ignored nvml_live`,
-    /// then compare with `nvidia-smi --query-gpu=temperature.gpu,power.draw,utilization.gpu --format=csv`.
+    #[test]
+    fn no_library_or_no_gpu_fails_the_scrape() {
+        let none = Gpu {
+            source: Box::new(Unavailable("NVML not available".into())),
+        };
+        assert!(none.collect(&mut Vec::new()).is_err());
+        let empty = Gpu {
+            source: Box::new(Fake(Vec::new())),
+        };
+        let mut out = Vec::new();
+        assert!(empty.collect(&mut out).is_err());
+        assert!(out.is_empty());
+        // Without the feature (or without libnvidia-ml.so.1 here) build still succeeds.
+        let c = build(&Options::from_flags(Vec::new()).unwrap()).unwrap();
+        if cfg!(not(feature = "gpu")) {
+            let e = c.collect(&mut Vec::new()).unwrap_err();
+            assert!(e.to_string().contains("without"), "{e}");
+        }
+    }
+
+    /// On a GPU machine: `cargo test -p nodetune --features gpu --lib -- --ignored
+    /// --nocapture nvml_live`. Prints every series and checks temperature and power against
+    /// `nvidia-smi --query-gpu=temperature.gpu,power.draw,utilization.gpu --format=csv`.
     #[test]
     #[ignore]
     fn nvml_live() {
@@ -352,6 +428,35 @@ mod tests {
         for f in &out {
             for s in &f.samples {
                 println!("{} {:?} {}", f.name, s.labels, s.value);
+            }
+        }
+        let smi = std::process::Command::new("nvidia-smi")
+            .args([
+                "--query-gpu=index,temperature.gpu,power.draw,utilization.gpu",
+                "--format=csv,noheader,nounits",
+            ])
+            .output()
+            .expect("run nvidia-smi");
+        let text = String::from_utf8_lossy(&smi.stdout);
+        println!("nvidia-smi: {text}");
+        let value = |fam: &str, gpu: &str| {
+            out.iter()
+                .find(|f| f.name == fam)
+                .and_then(|f| f.samples.iter().find(|s| label(s, "gpu") == gpu))
+                .map(|s| s.value)
+        };
+        for line in text.lines() {
+            let v: Vec<&str> = line.split(',').map(str::trim).collect();
+            let (gpu, temp, power) = (v[0], v[1].parse::<f64>().ok(), v[2].parse::<f64>().ok());
+            if let (Some(want), Some(got)) = (temp, value("nodetune_gpu_temperature_celsius", gpu))
+            {
+                assert!((want - got).abs() <= 3.0, "gpu {gpu} temp {got} vs {want}");
+            }
+            if let (Some(want), Some(got)) = (power, value("nodetune_gpu_power_watts", gpu)) {
+                assert!(
+                    (want - got).abs() <= (want * 0.2).max(20.0),
+                    "gpu {gpu} power {got} vs {want}"
+                );
             }
         }
     }
