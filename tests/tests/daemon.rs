@@ -639,22 +639,27 @@ fn status_use_and_profile_file_changes() {
         "root/etc/nodetune/profiles.d/api-node.toml",
         "[profile]\ninclude = [\"base\"]\n[sysctl]\n\"net.core.somaxconn\" = 32768\n",
     );
+    let want = |d: &Daemon| -> Option<String> {
+        let st = d.status()?;
+        let k = st["keys"]
+            .as_array()?
+            .iter()
+            .find(|k| k["key"] == "net.core.somaxconn")?
+            .clone();
+        k["want"].as_str().map(str::to_string)
+    };
     assert!(
-        wait_until(15, || d
-            .stderr()
-            .contains("reloaded (configuration or profile files changed)")),
+        wait_until(15, || want(&d).as_deref() == Some("32768")),
+        "{:?}\n{}",
+        want(&d),
+        d.stderr()
+    );
+    assert!(
+        d.stderr()
+            .contains("reloaded (configuration or profile files changed)"),
         "{}",
         d.stderr()
     );
-    let st = d.status().unwrap();
-    let k = st["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["key"] == "net.core.somaxconn")
-        .unwrap()
-        .clone();
-    assert_eq!(k["want"], "32768");
 }
 
 #[test]
