@@ -1,0 +1,219 @@
+//! The /metrics endpoint: content negotiation, gzip, collect[]/exclude[], the request limit,
+//! a hung collector (a named pipe in the textfile directory), and a real Prometheus scraping it.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nodetune_e2e::{have_tool, http_get, require, wait_until, Daemon, FakeHost};
+
+struct Setup {
+    _host: FakeHost,
+    _dir: tempfile::TempDir,
+    d: Daemon,
+    addr: String,
+}
+
+/// A daemon on a stand-in host, reading the host-a fixture, with a textfile directory that
+/// holds a FIFO nobody writes to (a read that blocks forever, like a stuck sensor).
+fn start(extra: &[&str]) -> Setup {
+    let host = FakeHost::new();
+    let dir = tempfile::tempdir().unwrap();
+    let tf = dir.path().join("textfile");
+    std::fs::create_dir_all(&tf).unwrap();
+    let st = Command::new("mkfifo")
+        .arg(tf.join("stuck.prom"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/host-a");
+    let env = [
+        (
+            "NODETUNE_SYSCTL_ROOT",
+            host.path("sys").to_str().unwrap().to_string(),
+        ),
+        (
+            "NODETUNE_ROOT",
+            host.path("root").to_str().unwrap().to_string(),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut args = vec![
+        "--config=/etc/nodetune/nodetune.toml".to_string(),
+        "--web.listen-address=127.0.0.1:0".to_string(),
+        format!("--path.procfs={}", fixture.join("proc").display()),
+        format!("--path.sysfs={}", fixture.join("sys").display()),
+        format!("--collector.textfile.directory={}", tf.display()),
+    ];
+    if !extra.iter().any(|e| e.starts_with("--collector.timeout")) {
+        args.push("--collector.timeout=400ms".to_string());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let d = Daemon::start(&[], &args, &env);
+    let addr = d.addr();
+    Setup {
+        _host: host,
+        _dir: dir,
+        d,
+        addr,
+    }
+}
+
+fn body(addr: &str, path: &str, headers: &[&str]) -> (u16, String, String) {
+    let (code, head, b) = http_get(addr, path, headers).expect("HTTP answer");
+    (code, head, String::from_utf8_lossy(&b).into_owned())
+}
+
+#[test]
+fn negotiation_gzip_filters_and_hung_collector() {
+    let s = start(&[]);
+    // A hung collector costs at most its timeout, once; later scrapes skip it at once.
+    for round in 0..3 {
+        let t = Instant::now();
+        let (code, head, text) = body(&s.addr, "/metrics", &[]);
+        let took = t.elapsed();
+        assert_eq!(code, 200);
+        assert!(
+            took < Duration::from_millis(1500),
+            "scrape {round} took {took:?}"
+        );
+        assert!(
+            head.to_lowercase()
+                .contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+            "{head}"
+        );
+        assert!(
+            text.contains("node_scrape_collector_success{collector=\"textfile\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("node_scrape_collector_success{collector=\"meminfo\"} 1"));
+        assert!(text.contains("node_load1 1.5"));
+        assert!(text.contains("nodetune_profile_info{mode=\"audit\",profile=\"base\"} 1"));
+    }
+    // OpenMetrics when asked.
+    let (code, head, text) = body(
+        &s.addr,
+        "/metrics",
+        &["Accept: application/openmetrics-text;version=1.0.0"],
+    );
+    assert_eq!(code, 200);
+    assert!(
+        head.to_lowercase()
+            .contains("application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(text.ends_with("# EOF\n"));
+    assert!(
+        text.contains("# TYPE node_context_switches counter\nnode_context_switches_total 987654\n"),
+        "{text}"
+    );
+    // gzip when accepted: decompress with the system's gzip.
+    let (code, head, raw) = http_get(&s.addr, "/metrics", &["Accept-Encoding: gzip"]).unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        head.to_lowercase().contains("content-encoding: gzip"),
+        "{head}"
+    );
+    let mut gz = Command::new("gzip")
+        .arg("-dc")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    gz.stdin.take().unwrap().write_all(&raw).unwrap();
+    let out = gz.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("node_load15 0.25"));
+    // collect[] and exclude[].
+    let (code, _, text) = body(&s.addr, "/metrics?collect[]=loadavg&collect[]=filefd", &[]);
+    assert_eq!(code, 200);
+    assert!(text.contains("node_load5 0.75") && text.contains("node_filefd_allocated 2048"));
+    assert!(!text.contains("node_memory_"), "only the chosen collectors");
+    let (_, _, text) = body(&s.addr, "/metrics?exclude%5B%5D=meminfo", &[]);
+    assert!(!text.contains("node_memory_") && text.contains("node_load5"));
+    let (code, _, text) = body(&s.addr, "/metrics?collect[]=nope", &[]);
+    assert_eq!((code, text.as_str()), (400, "unknown collector \"nope\"\n"));
+    let (code, _, text) = body(&s.addr, "/metrics?collect[]=ethtool", &[]);
+    assert_eq!(
+        (code, text.as_str()),
+        (400, "collector \"ethtool\" is disabled\n")
+    );
+    let (code, _, _) = body(&s.addr, "/metrics?collect[]=cpu&exclude[]=meminfo", &[]);
+    assert_eq!(code, 400);
+    // Landing page and unknown paths.
+    let (code, _, text) = body(&s.addr, "/", &[]);
+    assert_eq!(code, 200);
+    assert!(text.contains("<a href=\"/metrics\">"));
+    assert_eq!(body(&s.addr, "/nope", &[]).0, 404);
+}
+
+#[test]
+fn requests_past_the_limit_get_503() {
+    // One request at a time, and a 2 s collector timeout that the hung textfile collector
+    // uses up on the first scrape.
+    let s = start(&["--web.max-requests=1", "--collector.timeout=2s"]);
+    // Two scrapes at once: whichever starts first waits up to 2 s on the stuck collector and
+    // holds the only slot; the other is refused at once.
+    let spawn = |addr: String| std::thread::spawn(move || body(&addr, "/metrics", &[]));
+    let (a, b) = (spawn(s.addr.clone()), spawn(s.addr.clone()));
+    let mut results = [a.join().unwrap(), b.join().unwrap()];
+    results.sort_by_key(|r| r.0);
+    assert_eq!(results[0].0, 200, "{}", results[0].2);
+    assert_eq!(results[1].0, 503);
+    assert_eq!(
+        results[1].2,
+        "Limit of concurrent requests reached (1), try again later.\n"
+    );
+    assert_eq!(s.d.status().unwrap()["listen"][0].as_str().unwrap(), s.addr);
+}
+
+#[test]
+fn prometheus_scrapes_nodetune() {
+    if !require(have_tool("prometheus"), "prometheus (Debian package)") {
+        return;
+    }
+    let s = start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: nodetune\n    static_configs:\n      - targets: ['{}']\n",
+            s.addr
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut prom = Command::new("prometheus")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let p = format!("127.0.0.1:{port}");
+    let query = |q: &str| -> String {
+        http_get(&p, &format!("/api/v1/query?query={q}"), &[])
+            .map(|r| String::from_utf8_lossy(&r.2).into_owned())
+            .unwrap_or_default()
+    };
+    let up = wait_until(60, || {
+        query("up").contains("\"value\":[") && query("up").contains(",\"1\"]")
+    });
+    let load = query("node_load1");
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert!(up, "up never became 1");
+    assert!(
+        load.contains("\"__name__\":\"node_load1\"") && load.contains(",\"1.5\"]"),
+        "{load}"
+    );
+}
