@@ -39,6 +39,10 @@ pub struct Args {
     /// Maximum number of parallel scrape requests; 0 disables the limit [default: 40].
     #[arg(long = "web.max-requests")]
     pub max_requests: Option<usize>,
+    /// exporter-toolkit web-config.yml: TLS, client certificates, basic auth, headers
+    /// [default: from the configuration; none].
+    #[arg(long = "web.config.file")]
+    pub web_config: Option<PathBuf>,
     /// Accepted for node_exporter compatibility: nodetune exports no Go runtime metrics.
     #[arg(long = "web.disable-exporter-metrics")]
     pub disable_exporter_metrics: bool,
@@ -100,6 +104,8 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
     let listen = a.listen_address.clone().unwrap_or(web.listen_address);
     let path = a.telemetry_path.clone().unwrap_or(web.telemetry_path);
     let max_requests = a.max_requests.unwrap_or(web.max_requests);
+    let web_config = a.web_config.clone().or(web.config_file.map(PathBuf::from));
+    let web = crate::expose::webconfig::Watched::new(web_config)?;
     let scraper = Scraper::new(&a.collect)?;
     // Alert rules also read two TcpExt counters node_exporter does not export by default.
     let mut alert_opts = a.collect.clone();
@@ -114,6 +120,7 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
         scraper,
         telemetry_path: path,
         max_requests,
+        web,
         extra: Some(Arc::new(move || {
             extra_daemon
                 .lock()

@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 
 use super::encode::{self, Format};
 use super::scrape::Scraper;
+use super::webconfig::{Settings, Watched};
 use crate::collect::Family;
 
 /// Families added to every scrape by the daemon (nodetune_* metrics).
@@ -31,6 +32,8 @@ pub struct Endpoint {
     /// 0 means no limit.
     pub max_requests: usize,
     pub extra: Option<Extra>,
+    /// TLS, client certificates, basic auth and headers (`--web.config.file`).
+    pub web: Watched,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -93,8 +96,26 @@ const LANDING: &str = "<!DOCTYPE html><html><head><title>nodetune</title></head>
 async fn handle(
     ep: Arc<Endpoint>,
     sem: Arc<Semaphore>,
+    web: Arc<Settings>,
     req: Request<Incoming>,
 ) -> Result<Resp, Infallible> {
+    let mut r = route(ep, sem, &web, req).await;
+    for (k, v) in &web.headers {
+        if let (Ok(k), Ok(v)) = (hyper::header::HeaderName::try_from(k.as_str()), HeaderValue::from_str(v)) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    Ok(r)
+}
+
+async fn route(ep: Arc<Endpoint>, sem: Arc<Semaphore>, web: &Settings, req: Request<Incoming>) -> Resp {
+    let auth = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if !web.authorized(auth) {
+        let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+        r.headers_mut()
+            .insert(hyper::header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+        return r;
+    }
     let path = req.uri().path();
     if path != ep.telemetry_path {
         if path == "/" {
@@ -106,21 +127,21 @@ async fn handle(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
             );
-            return Ok(r);
+            return r;
         }
-        return Ok(text(StatusCode::NOT_FOUND, "404 page not found\n"));
+        return text(StatusCode::NOT_FOUND, "404 page not found\n");
     }
     let permit = if ep.max_requests > 0 {
         match sem.clone().try_acquire_owned() {
             Ok(p) => Some(p),
             Err(_) => {
-                return Ok(text(
+                return text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!(
                         "Limit of concurrent requests reached ({}), try again later.\n",
                         ep.max_requests
                     ),
-                ))
+                )
             }
         }
     } else {
@@ -128,7 +149,7 @@ async fn handle(
     };
     let selection = match filter(req.uri().query(), &ep.scraper.names()) {
         Ok(s) => s,
-        Err(e) => return Ok(text(StatusCode::BAD_REQUEST, format!("{e}\n"))),
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
     let header = |name| {
         req.headers()
@@ -166,7 +187,7 @@ async fn handle(
     .await;
     drop(permit);
     let Ok(body) = body else {
-        return Ok(text(StatusCode::INTERNAL_SERVER_ERROR, "scrape failed\n"));
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "scrape failed\n");
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     r.headers_mut().insert(
@@ -177,7 +198,7 @@ async fn handle(
         r.headers_mut()
             .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    Ok(r)
+    r
 }
 
 /// Parses node_exporter-style listen addresses: `:9100` (all addresses), `HOST:PORT`,
@@ -234,14 +255,28 @@ pub async fn serve(listeners: Vec<TcpListener>, ep: Arc<Endpoint>) {
                 };
                 let (ep, sem) = (ep.clone(), sem.clone());
                 tokio::spawn(async move {
-                    let svc =
-                        hyper::service::service_fn(move |req| handle(ep.clone(), sem.clone(), req));
+                    let web = ep.web.current();
+                    let tls = web.tls.clone();
+                    let svc = hyper::service::service_fn(move |req| {
+                        handle(ep.clone(), sem.clone(), web.clone(), req)
+                    });
                     let mut b = hyper::server::conn::http1::Builder::new();
                     // Bounded memory whatever the client does: header size and read time.
                     b.timer(TokioTimer::new())
                         .max_buf_size(64 * 1024)
                         .header_read_timeout(Duration::from_secs(30));
-                    let _ = b.serve_connection(TokioIo::new(stream), svc).await;
+                    match tls {
+                        Some(acceptor) => {
+                            // A handshake that never completes must not hold the task forever.
+                            let hs = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+                            if let Ok(Ok(s)) = hs {
+                                let _ = b.serve_connection(TokioIo::new(s), svc).await;
+                            }
+                        }
+                        None => {
+                            let _ = b.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                    }
                 });
             }
         }));

@@ -3,3 +3,4 @@
 pub mod encode;
 pub mod http;
 pub mod scrape;
+pub mod webconfig;

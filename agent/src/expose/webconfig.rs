@@ -1,0 +1,280 @@
+//! `--web.config.file`: TLS, client certificates and basic auth in the Prometheus
+//! exporter-toolkit `web-config.yml` format, so the same file node_exporter uses works here.
+//! The file is re-read when it changes; a broken new file keeps the old settings.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use anyhow::Context;
+use base64::Engine;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TlsServerConfig {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    #[serde(default)]
+    client_auth_type: Option<String>,
+    client_ca_file: Option<PathBuf>,
+    min_version: Option<String>,
+    max_version: Option<String>,
+    // Accepted for compatibility; rustls picks safe suites and curves itself.
+    #[serde(default)]
+    cipher_suites: Option<Vec<String>>,
+    #[serde(default)]
+    curve_preferences: Option<Vec<String>>,
+    #[serde(default)]
+    prefer_server_cipher_suites: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HttpServerConfig {
+    #[serde(default)]
+    http2: Option<bool>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct File {
+    tls_server_config: Option<TlsServerConfig>,
+    http_server_config: Option<HttpServerConfig>,
+    #[serde(default)]
+    basic_auth_users: BTreeMap<String, String>,
+}
+
+/// The settings in force.
+pub struct Settings {
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub headers: Vec<(String, String)>,
+    users: BTreeMap<String, String>,
+    /// `user\0password` pairs already verified (bcrypt is slow on purpose).
+    verified: Mutex<HashSet<String>>,
+}
+
+/// A bcrypt hash of a random password, checked for unknown users so that they take as long
+/// as known ones.
+const DUMMY_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
+
+impl Settings {
+    /// Plain HTTP, no authentication.
+    pub fn none() -> Settings {
+        Settings {
+            tls: None,
+            headers: Vec::new(),
+            users: BTreeMap::new(),
+            verified: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Checks an `Authorization` header; true when no users are configured.
+    pub fn authorized(&self, header: Option<&str>) -> bool {
+        if self.users.is_empty() {
+            return true;
+        }
+        let Some(cred) = header
+            .and_then(|h| h.strip_prefix("Basic "))
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+        else {
+            return false;
+        };
+        let Some((user, pass)) = cred.split_once(':') else { return false };
+        let key = format!("{user}\0{pass}");
+        if self.verified.lock().map(|v| v.contains(&key)).unwrap_or(false) {
+            return true;
+        }
+        let (hash, known) = match self.users.get(user) {
+            Some(h) => (h.as_str(), true),
+            None => (DUMMY_HASH, false),
+        };
+        let ok = bcrypt::verify(pass, hash).unwrap_or(false) && known;
+        if ok {
+            if let Ok(mut v) = self.verified.lock() {
+                // Bounded: a flood of distinct valid pairs cannot grow memory without limit.
+                if v.len() > 1000 {
+                    v.clear();
+                }
+                v.insert(key);
+            }
+        }
+        ok
+    }
+}
+
+fn versions(min: Option<&str>, max: Option<&str>) -> anyhow::Result<Vec<&'static rustls::SupportedProtocolVersion>> {
+    let rank = |v: &str| -> anyhow::Result<u8> {
+        match v {
+            "TLS10" | "TLS11" => anyhow::bail!("{v} is not supported; use TLS12 or TLS13"),
+            "TLS12" => Ok(12),
+            "TLS13" => Ok(13),
+            other => anyhow::bail!("unknown TLS version {other:?} (TLS12 or TLS13)"),
+        }
+    };
+    let lo = min.map(rank).transpose()?.unwrap_or(12);
+    let hi = max.map(rank).transpose()?.unwrap_or(13);
+    let mut out = Vec::new();
+    if lo <= 12 && hi >= 12 {
+        out.push(&rustls::version::TLS12);
+    }
+    if hi >= 13 {
+        out.push(&rustls::version::TLS13);
+    }
+    anyhow::ensure!(!out.is_empty(), "min_version is above max_version");
+    Ok(out)
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Loads a web-config file. Relative paths in it are relative to the file, as in
+/// exporter-toolkit.
+pub fn load(path: &Path) -> anyhow::Result<Settings> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let f: File = serde_yaml::from_str(&text).map_err(|e| {
+        let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+        anyhow::anyhow!("{}{at}: {e}", path.display())
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    for (user, hash) in &f.basic_auth_users {
+        anyhow::ensure!(
+            hash.starts_with("$2"),
+            "{}: basic_auth_users.{user}: not a bcrypt hash (generate one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)",
+            path.display()
+        );
+    }
+    let tls = match f.tls_server_config {
+        None => None,
+        Some(t) => {
+            let (Some(cert), Some(key)) = (&t.cert_file, &t.key_file) else {
+                anyhow::bail!("{}: tls_server_config needs both cert_file and key_file", path.display());
+            };
+            let (cert, key) = (resolve(base, cert), resolve(base, key));
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| anyhow::anyhow!("reading certificates from {}: {e}", cert.display()))?;
+            let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| anyhow::anyhow!("reading key from {}: {e}", key.display()))?;
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(&versions(t.min_version.as_deref(), t.max_version.as_deref())?)
+                .context("TLS versions")?;
+            let auth = t.client_auth_type.as_deref().unwrap_or("NoClientCert");
+            let builder = if auth == "NoClientCert" {
+                builder.with_no_client_auth()
+            } else {
+                let ca = t
+                    .client_ca_file
+                    .as_ref()
+                    .map(|c| resolve(base, c))
+                    .with_context(|| format!("{}: client_auth_type {auth} needs client_ca_file", path.display()))?;
+                let mut roots = rustls::RootCertStore::empty();
+                for c in CertificateDer::pem_file_iter(&ca)
+                    .map_err(|e| anyhow::anyhow!("reading {}: {e}", ca.display()))?
+                {
+                    let c = c.map_err(|e| anyhow::anyhow!("reading {}: {e}", ca.display()))?;
+                    roots.add(c).with_context(|| format!("adding a CA from {}", ca.display()))?;
+                }
+                let v = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let v = match auth {
+                    "RequireAndVerifyClientCert" => v.build(),
+                    "VerifyClientCertIfGiven" | "RequestClientCert" => v.allow_unauthenticated().build(),
+                    other => anyhow::bail!(
+                        "{}: client_auth_type {other:?} is not supported (NoClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert)",
+                        path.display()
+                    ),
+                }
+                .context("client certificate verifier")?;
+                builder.with_client_cert_verifier(v)
+            };
+            let mut cfg = builder.with_single_cert(certs, key).context("certificate and key do not match")?;
+            cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+        }
+    };
+    let headers = f.http_server_config.map(|h| h.headers.into_iter().collect()).unwrap_or_default();
+    Ok(Settings {
+        tls,
+        headers,
+        users: f.basic_auth_users,
+        verified: Mutex::new(HashSet::new()),
+    })
+}
+
+/// The web config in force, re-read when the file changes.
+pub struct Watched {
+    path: Option<PathBuf>,
+    state: Mutex<(Option<SystemTime>, Arc<Settings>)>,
+}
+
+impl Watched {
+    /// Loads the file (an error here stops the start) or plain settings without one.
+    pub fn new(path: Option<PathBuf>) -> anyhow::Result<Watched> {
+        let (mtime, s) = match &path {
+            Some(p) => (std::fs::metadata(p).and_then(|m| m.modified()).ok(), load(p)?),
+            None => (None, Settings::none()),
+        };
+        Ok(Watched {
+            path,
+            state: Mutex::new((mtime, Arc::new(s))),
+        })
+    }
+
+    /// The current settings, reloading first if the file changed.
+    pub fn current(&self) -> Arc<Settings> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = &self.path {
+            let mtime = std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            if mtime != st.0 {
+                st.0 = mtime;
+                match load(p) {
+                    Ok(s) => st.1 = Arc::new(s),
+                    Err(e) => crate::daemon::log::log(
+                        crate::daemon::log::Level::Error,
+                        &format!("web config changed but is invalid, keeping the previous one: {e:#}"),
+                        &[],
+                    ),
+                }
+            }
+        }
+        st.1.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_and_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("web.yml");
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        std::fs::write(&p, format!("basic_auth_users:\n  prometheus: {hash}\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n")).unwrap();
+        let s = load(&p).unwrap();
+        let b64 = |s: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(s));
+        assert!(s.authorized(Some(&b64("prometheus:s3cret"))));
+        assert!(s.authorized(Some(&b64("prometheus:s3cret"))), "cached");
+        assert!(!s.authorized(Some(&b64("prometheus:wrong"))));
+        assert!(!s.authorized(Some(&b64("nobody:s3cret"))));
+        assert!(!s.authorized(None));
+        assert_eq!(s.headers, vec![("X-Frame-Options".to_string(), "deny".to_string())]);
+        std::fs::write(&p, "tls_server_config:\n  cert_fil: x\n").unwrap();
+        let e = load(&p).err().unwrap().to_string();
+        assert!(e.contains("unknown field `cert_fil`"), "{e}");
+        std::fs::write(&p, "basic_auth_users:\n  u: plain\n").unwrap();
+        assert!(load(&p).err().unwrap().to_string().contains("not a bcrypt hash"));
+        assert!(Settings::none().authorized(None));
+    }
+}
