@@ -101,19 +101,32 @@ async fn handle(
 ) -> Result<Resp, Infallible> {
     let mut r = route(ep, sem, &web, req).await;
     for (k, v) in &web.headers {
-        if let (Ok(k), Ok(v)) = (hyper::header::HeaderName::try_from(k.as_str()), HeaderValue::from_str(v)) {
+        if let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::try_from(k.as_str()),
+            HeaderValue::from_str(v),
+        ) {
             r.headers_mut().insert(k, v);
         }
     }
     Ok(r)
 }
 
-async fn route(ep: Arc<Endpoint>, sem: Arc<Semaphore>, web: &Settings, req: Request<Incoming>) -> Resp {
-    let auth = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+async fn route(
+    ep: Arc<Endpoint>,
+    sem: Arc<Semaphore>,
+    web: &Settings,
+    req: Request<Incoming>,
+) -> Resp {
+    let auth = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     if !web.authorized(auth) {
         let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-        r.headers_mut()
-            .insert(hyper::header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic"),
+        );
         return r;
     }
     let path = req.uri().path();
@@ -268,7 +281,11 @@ pub async fn serve(listeners: Vec<TcpListener>, ep: Arc<Endpoint>) {
                     match tls {
                         Some(acceptor) => {
                             // A handshake that never completes must not hold the task forever.
-                            let hs = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+                            let hs = tokio::time::timeout(
+                                Duration::from_secs(10),
+                                acceptor.accept(stream),
+                            )
+                            .await;
                             if let Ok(Ok(s)) = hs {
                                 let _ = b.serve_connection(TokioIo::new(s), svc).await;
                             }

@@ -24,19 +24,20 @@ struct TlsServerConfig {
     min_version: Option<String>,
     max_version: Option<String>,
     // Accepted for compatibility; rustls picks safe suites and curves itself.
-    #[serde(default)]
-    cipher_suites: Option<Vec<String>>,
-    #[serde(default)]
-    curve_preferences: Option<Vec<String>>,
-    #[serde(default)]
-    prefer_server_cipher_suites: Option<bool>,
+    #[serde(default, rename = "cipher_suites")]
+    _cipher_suites: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "curve_preferences")]
+    _curve_preferences: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "prefer_server_cipher_suites")]
+    _prefer_server_cipher_suites: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct HttpServerConfig {
-    #[serde(default)]
-    http2: Option<bool>,
+    // HTTP/2 is not offered; the setting is accepted and ignored.
+    #[serde(default, rename = "http2")]
+    _http2: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
 }
@@ -81,14 +82,25 @@ impl Settings {
         }
         let Some(cred) = header
             .and_then(|h| h.strip_prefix("Basic "))
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
             .and_then(|b| String::from_utf8(b).ok())
         else {
             return false;
         };
-        let Some((user, pass)) = cred.split_once(':') else { return false };
+        let Some((user, pass)) = cred.split_once(':') else {
+            return false;
+        };
         let key = format!("{user}\0{pass}");
-        if self.verified.lock().map(|v| v.contains(&key)).unwrap_or(false) {
+        if self
+            .verified
+            .lock()
+            .map(|v| v.contains(&key))
+            .unwrap_or(false)
+        {
             return true;
         }
         let (hash, known) = match self.users.get(user) {
@@ -109,7 +121,10 @@ impl Settings {
     }
 }
 
-fn versions(min: Option<&str>, max: Option<&str>) -> anyhow::Result<Vec<&'static rustls::SupportedProtocolVersion>> {
+fn versions(
+    min: Option<&str>,
+    max: Option<&str>,
+) -> anyhow::Result<Vec<&'static rustls::SupportedProtocolVersion>> {
     let rank = |v: &str| -> anyhow::Result<u8> {
         match v {
             "TLS10" | "TLS11" => anyhow::bail!("{v} is not supported; use TLS12 or TLS13"),
@@ -142,9 +157,13 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
 /// Loads a web-config file. Relative paths in it are relative to the file, as in
 /// exporter-toolkit.
 pub fn load(path: &Path) -> anyhow::Result<Settings> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let f: File = serde_yaml::from_str(&text).map_err(|e| {
-        let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+        let at = e
+            .location()
+            .map(|l| format!(":{}:{}", l.line(), l.column()))
+            .unwrap_or_default();
         anyhow::anyhow!("{}{at}: {e}", path.display())
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
@@ -159,16 +178,25 @@ pub fn load(path: &Path) -> anyhow::Result<Settings> {
         None => None,
         Some(t) => {
             let (Some(cert), Some(key)) = (&t.cert_file, &t.key_file) else {
-                anyhow::bail!("{}: tls_server_config needs both cert_file and key_file", path.display());
+                anyhow::bail!(
+                    "{}: tls_server_config needs both cert_file and key_file",
+                    path.display()
+                );
             };
             let (cert, key) = (resolve(base, cert), resolve(base, key));
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
                 .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| anyhow::anyhow!("reading certificates from {}: {e}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| anyhow::anyhow!("reading key from {}: {e}", key.display()))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("reading certificates from {}: {e}", cert.display())
+                })?;
+            let key = PrivateKeyDer::from_pem_file(&key)
+                .map_err(|e| anyhow::anyhow!("reading key from {}: {e}", key.display()))?;
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-                .with_protocol_versions(&versions(t.min_version.as_deref(), t.max_version.as_deref())?)
+                .with_protocol_versions(&versions(
+                    t.min_version.as_deref(),
+                    t.max_version.as_deref(),
+                )?)
                 .context("TLS versions")?;
             let auth = t.client_auth_type.as_deref().unwrap_or("NoClientCert");
             let builder = if auth == "NoClientCert" {
@@ -178,15 +206,25 @@ pub fn load(path: &Path) -> anyhow::Result<Settings> {
                     .client_ca_file
                     .as_ref()
                     .map(|c| resolve(base, c))
-                    .with_context(|| format!("{}: client_auth_type {auth} needs client_ca_file", path.display()))?;
+                    .with_context(|| {
+                        format!(
+                            "{}: client_auth_type {auth} needs client_ca_file",
+                            path.display()
+                        )
+                    })?;
                 let mut roots = rustls::RootCertStore::empty();
                 for c in CertificateDer::pem_file_iter(&ca)
                     .map_err(|e| anyhow::anyhow!("reading {}: {e}", ca.display()))?
                 {
                     let c = c.map_err(|e| anyhow::anyhow!("reading {}: {e}", ca.display()))?;
-                    roots.add(c).with_context(|| format!("adding a CA from {}", ca.display()))?;
+                    roots
+                        .add(c)
+                        .with_context(|| format!("adding a CA from {}", ca.display()))?;
                 }
-                let v = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                );
                 let v = match auth {
                     "RequireAndVerifyClientCert" => v.build(),
                     "VerifyClientCertIfGiven" | "RequestClientCert" => v.allow_unauthenticated().build(),
@@ -198,12 +236,17 @@ pub fn load(path: &Path) -> anyhow::Result<Settings> {
                 .context("client certificate verifier")?;
                 builder.with_client_cert_verifier(v)
             };
-            let mut cfg = builder.with_single_cert(certs, key).context("certificate and key do not match")?;
+            let mut cfg = builder
+                .with_single_cert(certs, key)
+                .context("certificate and key do not match")?;
             cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
             Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
         }
     };
-    let headers = f.http_server_config.map(|h| h.headers.into_iter().collect()).unwrap_or_default();
+    let headers = f
+        .http_server_config
+        .map(|h| h.headers.into_iter().collect())
+        .unwrap_or_default();
     Ok(Settings {
         tls,
         headers,
@@ -222,7 +265,10 @@ impl Watched {
     /// Loads the file (an error here stops the start) or plain settings without one.
     pub fn new(path: Option<PathBuf>) -> anyhow::Result<Watched> {
         let (mtime, s) = match &path {
-            Some(p) => (std::fs::metadata(p).and_then(|m| m.modified()).ok(), load(p)?),
+            Some(p) => (
+                std::fs::metadata(p).and_then(|m| m.modified()).ok(),
+                load(p)?,
+            ),
             None => (None, Settings::none()),
         };
         Ok(Watched {
@@ -242,7 +288,9 @@ impl Watched {
                     Ok(s) => st.1 = Arc::new(s),
                     Err(e) => crate::daemon::log::log(
                         crate::daemon::log::Level::Error,
-                        &format!("web config changed but is invalid, keeping the previous one: {e:#}"),
+                        &format!(
+                            "web config changed but is invalid, keeping the previous one: {e:#}"
+                        ),
                         &[],
                     ),
                 }
@@ -263,18 +311,30 @@ mod tests {
         let hash = bcrypt::hash("s3cret", 4).unwrap();
         std::fs::write(&p, format!("basic_auth_users:\n  prometheus: {hash}\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n")).unwrap();
         let s = load(&p).unwrap();
-        let b64 = |s: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(s));
+        let b64 = |s: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(s)
+            )
+        };
         assert!(s.authorized(Some(&b64("prometheus:s3cret"))));
         assert!(s.authorized(Some(&b64("prometheus:s3cret"))), "cached");
         assert!(!s.authorized(Some(&b64("prometheus:wrong"))));
         assert!(!s.authorized(Some(&b64("nobody:s3cret"))));
         assert!(!s.authorized(None));
-        assert_eq!(s.headers, vec![("X-Frame-Options".to_string(), "deny".to_string())]);
+        assert_eq!(
+            s.headers,
+            vec![("X-Frame-Options".to_string(), "deny".to_string())]
+        );
         std::fs::write(&p, "tls_server_config:\n  cert_fil: x\n").unwrap();
         let e = load(&p).err().unwrap().to_string();
         assert!(e.contains("unknown field `cert_fil`"), "{e}");
         std::fs::write(&p, "basic_auth_users:\n  u: plain\n").unwrap();
-        assert!(load(&p).err().unwrap().to_string().contains("not a bcrypt hash"));
+        assert!(load(&p)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("not a bcrypt hash"));
         assert!(Settings::none().authorized(None));
     }
 }
