@@ -104,7 +104,9 @@ fn negotiation_gzip_filters_and_hung_collector() {
     );
     assert!(text.ends_with("# EOF\n"));
     assert!(
-        text.contains("# TYPE node_context_switches counter\nnode_context_switches_total 987654\n"),
+        text.contains(
+            "# TYPE node_context_switches counter\nnode_context_switches_total 987654.0\n"
+        ),
         "{text}"
     );
     // gzip when accepted: decompress with the system's gzip.

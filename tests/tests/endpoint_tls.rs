@@ -31,8 +31,14 @@ const HASH: &str = "$2b$10$ZwQesbPsIsa99zuXWvWOK.K7rlYaK7N7CFvdSPWjPcrLmV.7D6NCG
 fn daemon(dir: &Path, web: &str, host: &FakeHost) -> Daemon {
     std::fs::write(dir.join("web.yml"), web).unwrap();
     let env = [
-        ("NODETUNE_SYSCTL_ROOT", host.path("sys").to_str().unwrap().to_string()),
-        ("NODETUNE_ROOT", host.path("root").to_str().unwrap().to_string()),
+        (
+            "NODETUNE_SYSCTL_ROOT",
+            host.path("sys").to_str().unwrap().to_string(),
+        ),
+        (
+            "NODETUNE_ROOT",
+            host.path("root").to_str().unwrap().to_string(),
+        ),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Daemon::start(
@@ -48,13 +54,29 @@ fn daemon(dir: &Path, web: &str, host: &FakeHost) -> Daemon {
 }
 
 fn curl(dir: &Path, args: &[&str]) -> (i32, String) {
-    let r = run_cmd(Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", "ca.crt"]).args(args).current_dir(dir));
+    let r = run_cmd(
+        Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--cacert",
+                "ca.crt",
+            ])
+            .args(args)
+            .current_dir(dir),
+    );
     (r.code, r.stdout)
 }
 
 #[test]
 fn tls_basic_auth_and_client_certificates() {
-    if !require(have_tool("openssl") && have_tool("curl"), "openssl and curl") {
+    if !require(
+        have_tool("openssl") && have_tool("curl"),
+        "openssl and curl",
+    ) {
         return;
     }
     let host = FakeHost::new();
@@ -68,28 +90,63 @@ fn tls_basic_auth_and_client_certificates() {
     assert_eq!(curl(dir.path(), &[&url]).1, "401", "no credentials");
     assert_eq!(curl(dir.path(), &["-u", "prometheus:wrong", &url]).1, "401");
     assert_eq!(curl(dir.path(), &["-u", "nobody:s3cret", &url]).1, "401");
-    assert_eq!(curl(dir.path(), &["-u", "prometheus:s3cret", &url]).1, "200");
-    let r = run_cmd(Command::new("curl").args(["-s", "-D", "-", "--cacert", "ca.crt", "-u", "prometheus:s3cret", &url]).current_dir(dir.path()));
-    assert!(r.stdout.to_lowercase().contains("x-content-type-options: nosniff"), "{}", r.stdout);
+    assert_eq!(
+        curl(dir.path(), &["-u", "prometheus:s3cret", &url]).1,
+        "200"
+    );
+    let r = run_cmd(
+        Command::new("curl")
+            .args([
+                "-s",
+                "-D",
+                "-",
+                "--cacert",
+                "ca.crt",
+                "-u",
+                "prometheus:s3cret",
+                &url,
+            ])
+            .current_dir(dir.path()),
+    );
+    assert!(
+        r.stdout
+            .to_lowercase()
+            .contains("x-content-type-options: nosniff"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("node_load1 "));
     // Plain HTTP to the TLS port gets nothing useful.
-    assert!(http_get(&d.addr(), "/metrics", &[]).map(|r| r.0 != 200).unwrap_or(true));
+    assert!(http_get(&d.addr(), "/metrics", &[])
+        .map(|r| r.0 != 200)
+        .unwrap_or(true));
     drop(d);
 
     // Client certificates required: without one the handshake fails; with one it works.
-    let web = format!(
-        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  min_version: TLS12\n"
-    );
-    let d = daemon(dir.path(), &web, &host);
+    let web = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  min_version: TLS12\n";
+    let d = daemon(dir.path(), web, &host);
     let url = format!("https://{}/metrics", d.addr());
     let (code, status) = curl(dir.path(), &[&url]);
-    assert!(code != 0 && status == "000", "a client without a certificate must be rejected: {code} {status}");
-    assert_eq!(curl(dir.path(), &["--cert", "client.crt", "--key", "client.key", &url]).1, "200");
+    assert!(
+        code != 0 && status == "000",
+        "a client without a certificate must be rejected: {code} {status}"
+    );
+    assert_eq!(
+        curl(
+            dir.path(),
+            &["--cert", "client.crt", "--key", "client.key", &url]
+        )
+        .1,
+        "200"
+    );
 }
 
 #[test]
 fn prometheus_scrapes_over_tls_with_basic_auth() {
-    if !require(have_tool("openssl") && have_tool("prometheus"), "openssl and prometheus") {
+    if !require(
+        have_tool("openssl") && have_tool("prometheus"),
+        "openssl and prometheus",
+    ) {
         return;
     }
     let host = FakeHost::new();
@@ -105,10 +162,20 @@ fn prometheus_scrapes_over_tls_with_basic_auth() {
         addr = d.addr()
     );
     std::fs::write(dir.path().join("prometheus.yml"), cfg).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut prom = Command::new("prometheus")
-        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -116,7 +183,9 @@ fn prometheus_scrapes_over_tls_with_basic_auth() {
         .unwrap();
     let p = format!("127.0.0.1:{port}");
     let query = |q: &str| -> String {
-        http_get(&p, &format!("/api/v1/query?query={q}"), &[]).map(|r| String::from_utf8_lossy(&r.2).into_owned()).unwrap_or_default()
+        http_get(&p, &format!("/api/v1/query?query={q}"), &[])
+            .map(|r| String::from_utf8_lossy(&r.2).into_owned())
+            .unwrap_or_default()
     };
     let up = wait_until(60, || query("up").contains(",\"1\"]"));
     let load = query("node_load1");

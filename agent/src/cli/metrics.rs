@@ -18,6 +18,9 @@ pub struct Args {
 }
 
 pub fn main(args: &Args) -> anyhow::Result<i32> {
+    for w in args.collect.warnings() {
+        eprintln!("nodetune: warning: {w}");
+    }
     let scraper = Scraper::new(&args.collect)?;
     let fams = encode::normalize(scraper.scrape(&|_| true));
     let mut out = String::with_capacity(64 * 1024);

@@ -106,6 +106,9 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
     let max_requests = a.max_requests.unwrap_or(web.max_requests);
     let web_config = a.web_config.clone().or(web.config_file.map(PathBuf::from));
     let web = crate::expose::webconfig::Watched::new(web_config)?;
+    for w in a.collect.warnings() {
+        daemon::log::log(daemon::log::Level::Warning, &w, &[]);
+    }
     let scraper = Scraper::new(&a.collect)?;
     // Alert rules also read two TcpExt counters node_exporter does not export by default.
     let mut alert_opts = a.collect.clone();

@@ -30,6 +30,8 @@ pub struct Options {
     pub disable_defaults: bool,
     #[command(flatten)]
     pub toggles: Toggles,
+    #[command(flatten)]
+    pub foreign: Foreign,
     /// Export softirq counters per vector (stat collector).
     #[arg(long = "collector.stat.softirq")]
     pub stat_softirq: bool,
@@ -88,6 +90,20 @@ pub struct Options {
     /// Regexp of hwmon "<chip>;<sensor>" to exclude.
     #[arg(long = "collector.hwmon.sensor-exclude")]
     pub hwmon_sensor_exclude: Option<String>,
+    /// Use netlink to gather stats instead of /proc/net/dev (netdev);
+    /// `--collector.netdev.netlink=false` reads /proc/net/dev under --path.procfs.
+    #[arg(long = "collector.netdev.netlink", num_args = 0..=1, require_equals = true,
+          default_value_t = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub netdev_netlink: bool,
+    /// Read /proc/net/dev instead of netlink (netdev).
+    #[arg(long = "no-collector.netdev.netlink", hide = true)]
+    pub no_netdev_netlink: bool,
+    /// Export node_network_address_info for every address (netdev).
+    #[arg(long = "collector.netdev.address-info")]
+    pub netdev_address_info: bool,
+    /// Use (incompatible) metric names that provide more detailed stats on Linux (netdev).
+    #[arg(long = "collector.netdev.enable-detailed-metrics")]
+    pub netdev_detailed: bool,
 }
 
 /// `--collector.NAME` / `--no-collector.NAME` for every collector, generated from [`ALL`].
@@ -150,6 +166,176 @@ impl Args for Toggles {
     }
 }
 
+/// node_exporter 1.12's Linux collectors that nodetune does not implement. Their
+/// `--collector.NAME` / `--no-collector.NAME` flags are accepted (hidden) so a node_exporter
+/// unit file keeps working; enabling one only logs a warning.
+pub const FOREIGN_COLLECTORS: &[&str] = &[
+    "arp",
+    "bcache",
+    "bcachefs",
+    "bonding",
+    "btrfs",
+    "buddyinfo",
+    "cgroups",
+    "cpu_vulnerabilities",
+    "diskstats",
+    "dmi",
+    "drbd",
+    "drm",
+    "edac",
+    "entropy",
+    "fibrechannel",
+    "filesystem",
+    "infiniband",
+    "interrupts",
+    "ipvs",
+    "kernel_hung",
+    "ksmd",
+    "lnstat",
+    "logind",
+    "mdadm",
+    "meminfo_numa",
+    "mountstats",
+    "netclass",
+    "network_route",
+    "nfs",
+    "nfsd",
+    "ntp",
+    "nvme",
+    "os",
+    "pcidevice",
+    "perf",
+    "powersupplyclass",
+    "processes",
+    "qdisc",
+    "rapl",
+    "runit",
+    "schedstat",
+    "selinux",
+    "slabinfo",
+    "softirqs",
+    "supervisord",
+    "swap",
+    "sysctl",
+    "systemd",
+    "tapestats",
+    "tcpstat",
+    "timex",
+    "udp_queues",
+    "watchdog",
+    "wifi",
+    "xfrm",
+    "xfs",
+    "zfs",
+    "zoneinfo",
+];
+
+/// Value flags of node_exporter that nodetune accepts and ignores (with a warning): those of
+/// unimplemented collectors that its own end-to-end test and common unit files pass, and
+/// Go-runtime/logging settings that have no meaning here.
+const FOREIGN_VALUE_FLAGS: &[&str] = &[
+    "path.udev.data",
+    "runtime.gomaxprocs",
+    "log.level",
+    "log.format",
+    "collector.diskstats.device-exclude",
+    "collector.diskstats.device-include",
+    "collector.filesystem.fs-types-exclude",
+    "collector.filesystem.fs-types-include",
+    "collector.filesystem.mount-points-exclude",
+    "collector.filesystem.mount-points-include",
+    "collector.filesystem.mount-timeout",
+    "collector.netclass.ignored-devices",
+    "collector.qdisc.fixtures",
+    "collector.sysctl.include",
+    "collector.sysctl.include-info",
+    "collector.systemd.unit-exclude",
+    "collector.systemd.unit-include",
+    "collector.wifi.fixtures",
+];
+
+/// Boolean node_exporter flags accepted and ignored (also as `--no-…`).
+const FOREIGN_BOOL_FLAGS: &[&str] = &[
+    "collector.bcache.priorityStats",
+    "collector.netclass.netlink",
+    "collector.systemd.enable-restarts-metrics",
+    "collector.systemd.enable-start-time-metrics",
+    "collector.systemd.enable-task-metrics",
+];
+
+/// node_exporter flags nodetune accepts without acting on them (see [`FOREIGN_COLLECTORS`]).
+#[derive(Debug, Clone, Default)]
+pub struct Foreign {
+    /// The flags given, as written (`--collector.systemd`, `--log.level=debug`).
+    pub given: Vec<String>,
+}
+
+impl FromArgMatches for Foreign {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut f = Foreign::default();
+        f.update_from_arg_matches(m)?;
+        Ok(f)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        for name in FOREIGN_COLLECTORS {
+            // Disabling a collector nodetune lacks is already true; only enabling is news.
+            let on = format!("collector.{name}");
+            if m.get_flag(&on) {
+                self.given.push(format!("--{on}"));
+            }
+        }
+        for flag in FOREIGN_BOOL_FLAGS {
+            for id in [flag.to_string(), format!("no-{flag}")] {
+                if m.get_flag(&id) {
+                    self.given.push(format!("--{id}"));
+                }
+            }
+        }
+        for flag in FOREIGN_VALUE_FLAGS {
+            if let Some(vals) = m.get_many::<String>(flag) {
+                for v in vals {
+                    self.given.push(format!("--{flag}={v}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Args for Foreign {
+    fn augment_args(mut cmd: Command) -> Command {
+        let flag = |id: String| {
+            Arg::new(id.clone())
+                .long(id)
+                .action(ArgAction::SetTrue)
+                .hide(true)
+        };
+        for name in FOREIGN_COLLECTORS {
+            cmd = cmd
+                .arg(flag(format!("collector.{name}")))
+                .arg(flag(format!("no-collector.{name}")));
+        }
+        for f in FOREIGN_BOOL_FLAGS {
+            cmd = cmd.arg(flag(f.to_string())).arg(flag(format!("no-{f}")));
+        }
+        for f in FOREIGN_VALUE_FLAGS {
+            cmd = cmd.arg(
+                Arg::new(*f)
+                    .long(*f)
+                    .action(ArgAction::Append)
+                    .num_args(1)
+                    .hide(true),
+            );
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
 impl Options {
     /// Parses collector flags given as strings (defaults for the rest).
     pub fn from_flags<I: IntoIterator<Item = String>>(flags: I) -> Result<Options, clap::Error> {
@@ -160,6 +346,19 @@ impl Options {
         }
         let args = std::iter::once("nodetune".to_string()).chain(flags);
         <Wrap as clap::Parser>::try_parse_from(args).map(|w| w.opts)
+    }
+
+    /// One line per accepted node_exporter flag nodetune does not act on, for the log.
+    pub fn warnings(&self) -> Vec<String> {
+        self.foreign
+            .given
+            .iter()
+            .map(|f| {
+                format!(
+                    "{f}: not implemented by nodetune (node_exporter flag accepted and ignored)"
+                )
+            })
+            .collect()
     }
 
     /// The collectors to run, in [`ALL`] order: an explicit flag wins, then the default
@@ -180,5 +379,63 @@ impl Options {
             })
             .map(|e| e.name)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(flags: &[&str]) -> Result<Options, clap::Error> {
+        Options::from_flags(flags.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn defaults_and_toggles() {
+        let o = parse(&[]).unwrap();
+        assert!(o.enabled().contains(&"meminfo"));
+        assert!(!o.enabled().contains(&"ethtool"));
+        assert_eq!(o.vmstat_fields, VMSTAT_FIELDS);
+        let o = parse(&[
+            "--collector.disable-defaults",
+            "--collector.loadavg",
+            "--collector.ethtool",
+            "--no-collector.ethtool",
+        ])
+        .unwrap();
+        assert_eq!(o.enabled(), vec!["loadavg"]);
+        assert!(parse(&["--collector.bogus"]).is_err());
+    }
+
+    #[test]
+    fn node_exporter_e2e_flags_are_accepted() {
+        // What node_exporter's end-to-end-test.sh passes, beyond the collectors nodetune has.
+        let o = parse(&[
+            "--path.udev.data=collector/fixtures/udev/data",
+            "--collector.arp",
+            "--collector.systemd",
+            "--no-collector.wifi",
+            "--collector.netclass.ignored-devices=(dmz|int)",
+            "--collector.qdisc.fixtures",
+            "collector/fixtures/qdisc/",
+            "--collector.sysctl.include=fs.file-nr",
+            "--collector.sysctl.include=kernel.threads-max",
+            "--collector.bcache.priorityStats",
+            "--no-collector.netclass.netlink",
+            "--log.level=debug",
+            "--runtime.gomaxprocs=1",
+            "--collector.stat.softirq",
+            "--collector.textfile.directory=collector/fixtures/textfile/two_metric_files/",
+        ])
+        .unwrap();
+        assert!(o.stat_softirq);
+        let w = o.warnings();
+        assert_eq!(w.len(), 11, "{w:#?}");
+        assert!(w[0].starts_with("--collector.arp: not implemented"));
+        assert!(w
+            .iter()
+            .any(|l| l.starts_with("--collector.sysctl.include=kernel.threads-max")));
+        assert!(!w.iter().any(|l| l.contains("wifi")));
+        assert!(!o.enabled().contains(&"systemd"));
     }
 }

@@ -52,20 +52,30 @@ impl Collector for Time {
             "Current clocksource read from '/sys/devices/system/clocksource'.",
             MetricType::Gauge,
         );
-        if let Ok(entries) = std::fs::read_dir(&self.clocksource) {
-            for e in entries.flatten() {
-                let n = e.file_name().to_string_lossy().into_owned();
-                let Some(dev) = n.strip_prefix("clocksource") else {
-                    continue;
-                };
-                if let Ok(list) = util::read_attr(&e.path().join("available_clocksource")) {
-                    for c in list.split_whitespace() {
-                        avail.push(&[("clocksource", c), ("device", dev)], 1.0);
-                    }
+        // Like procfs's ClockSources: `clocksource[0-9]*` in glob (byte) order, and the
+        // `device` label is the position in that list, not the name's number.
+        let mut names: Vec<String> = std::fs::read_dir(&self.clocksource)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| {
+                        n.strip_prefix("clocksource")
+                            .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        for (i, n) in names.iter().enumerate() {
+            let dir = self.clocksource.join(n);
+            let dev = i.to_string();
+            if let Ok(list) = util::read_attr(&dir.join("available_clocksource")) {
+                for c in list.split_whitespace() {
+                    avail.push(&[("clocksource", c), ("device", &dev)], 1.0);
                 }
-                if let Ok(c) = util::read_attr(&e.path().join("current_clocksource")) {
-                    cur.push(&[("clocksource", c.trim()), ("device", dev)], 1.0);
-                }
+            }
+            if let Ok(c) = util::read_attr(&dir.join("current_clocksource")) {
+                cur.push(&[("clocksource", c.trim()), ("device", &dev)], 1.0);
             }
         }
         out.extend([avail, cur]);
@@ -77,4 +87,52 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Time {
         clocksource: opts.sysfs.join("devices/system/clocksource"),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clocksources_numbered_in_glob_order() {
+        let d = tempfile::tempdir().unwrap();
+        for (n, avail, cur) in [
+            ("clocksource0", "tsc hpet acpi_pm\n", "tsc\n"),
+            ("clocksource10", "kvm-clock\n", "kvm-clock\n"),
+            ("clocksourcex", "bogus\n", "bogus\n"),
+        ] {
+            let dir = d.path().join(n);
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join("available_clocksource"), avail).unwrap();
+            std::fs::write(dir.join("current_clocksource"), cur).unwrap();
+        }
+        let t = Time {
+            clocksource: d.path().to_path_buf(),
+        };
+        let mut out = Vec::new();
+        t.collect(&mut out).unwrap();
+        let cur = out
+            .iter()
+            .find(|f| f.name == "node_time_clocksource_current_info")
+            .unwrap();
+        let labels: Vec<Vec<(String, String)>> =
+            cur.samples.iter().map(|s| s.labels.clone()).collect();
+        let l = |c: &str, d: &str| {
+            vec![
+                ("clocksource".to_string(), c.to_string()),
+                ("device".to_string(), d.to_string()),
+            ]
+        };
+        assert_eq!(labels, vec![l("tsc", "0"), l("kvm-clock", "1")]);
+        let avail = out
+            .iter()
+            .find(|f| f.name == "node_time_clocksource_available_info")
+            .unwrap();
+        assert_eq!(avail.samples.len(), 4);
+        let zone = out
+            .iter()
+            .find(|f| f.name == "node_time_zone_offset_seconds")
+            .unwrap();
+        assert_eq!(zone.samples[0].labels[0].0, "time_zone");
+    }
 }

@@ -32,50 +32,71 @@ impl Format {
     }
 }
 
-/// Writes a float as Go's `strconv.FormatFloat(v, 'g', -1, 64)` does.
+/// A small stack buffer for one formatted float, so encoding allocates nothing per sample.
+struct FloatBuf {
+    b: [u8; 48],
+    n: usize,
+}
+
+impl Write for FloatBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.n + s.len();
+        // Shortest round-trip f64 text is at most 24 bytes; overflow cannot happen.
+        let dst = self.b.get_mut(self.n..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.n = end;
+        Ok(())
+    }
+}
+
+/// Writes a float as Go's `strconv.FormatFloat(v, 'g', -1, 64)` does: shortest round-trip
+/// digits, exponent form when the decimal exponent is < -4 or >= 6 (Go decides with
+/// precision 6 when printing the shortest form), at least two exponent digits.
 pub fn write_float(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str("NaN");
     } else if v.is_infinite() {
         out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
     } else if v == 0.0 {
-        out.push_str(if v.is_sign_negative() { "-0" } else { "0" });
+        // client_golang writes -0 as "0" too (its `f == 0` case comes first).
+        out.push('0');
     } else {
-        let sci = format!("{v:e}");
-        let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+        let mut sci = FloatBuf { b: [0; 48], n: 0 };
+        let _ = write!(sci, "{v:e}");
+        // `{:e}` writes ASCII only ("-1.5e-7"), so this cannot fail.
+        let sci = std::str::from_utf8(&sci.b[..sci.n]).unwrap_or("0e0");
+        let (mant, exp) = sci.split_once('e').unwrap_or((sci, "0"));
         let exp: i32 = exp.parse().unwrap_or(0);
-        if !(-4..6).contains(&exp) {
+        if (-4..6).contains(&exp) {
+            let _ = write!(out, "{v}");
+        } else {
+            out.push_str(mant);
             let _ = write!(
                 out,
-                "{mant}e{}{:02}",
+                "e{}{:02}",
                 if exp < 0 { '-' } else { '+' },
-                exp.abs()
+                exp.unsigned_abs()
             );
-        } else {
-            let _ = write!(out, "{v}");
         }
     }
 }
 
-fn escape_help(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
+/// Appends `s` with `\` and newline escaped, and `"` too when `quote` (label values; HELP in
+/// OpenMetrics). Copies unescaped runs whole: most strings have nothing to escape.
+fn escape(out: &mut String, s: &str, quote: bool) {
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let rep = match b {
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'"' if quote => "\\\"",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        out.push_str(rep);
+        start = i + 1;
     }
-}
-
-fn escape_label(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '"' => out.push_str("\\\""),
-            c => out.push(c),
-        }
-    }
+    out.push_str(&s[start..]);
 }
 
 /// Sorts families by name, merges same-named ones, sorts labels and series; drops empty
@@ -94,19 +115,24 @@ pub fn normalize(mut fams: Vec<Family>) -> Vec<Family> {
         for s in &mut f.samples {
             s.labels.sort_by(|a, b| a.0.cmp(&b.0));
         }
+        // client_golang's order: fewer labels first, then label values in label-name order.
+        // The sort is stable, so of two series with the same labels the first collected stays,
+        // and the later one is dropped as client_golang's registry drops it.
         f.samples.sort_by(|a, b| {
             let av = a.labels.iter().map(|l| l.1.as_str());
             let bv = b.labels.iter().map(|l| l.1.as_str());
-            av.cmp(bv)
+            a.labels.len().cmp(&b.labels.len()).then_with(|| av.cmp(bv))
         });
+        f.samples
+            .dedup_by(|later, first| later.labels == first.labels);
     }
     out
 }
 
 /// Encodes normalized families.
 pub fn encode(fams: &[Family], format: Format, out: &mut String) {
+    let om = format == Format::OpenMetrics;
     for f in fams {
-        let om = format == Format::OpenMetrics;
         let type_name = if om && f.kind == MetricType::Counter {
             f.name.strip_suffix("_total").unwrap_or(&f.name)
         } else {
@@ -115,7 +141,7 @@ pub fn encode(fams: &[Family], format: Format, out: &mut String) {
         out.push_str("# HELP ");
         out.push_str(type_name);
         out.push(' ');
-        escape_help(out, &f.help);
+        escape(out, &f.help, om);
         out.push('\n');
         out.push_str("# TYPE ");
         out.push_str(type_name);
@@ -138,17 +164,22 @@ pub fn encode(fams: &[Family], format: Format, out: &mut String) {
                     }
                     out.push_str(k);
                     out.push_str("=\"");
-                    escape_label(out, v);
+                    escape(out, v, true);
                     out.push('"');
                 }
                 out.push('}');
             }
             out.push(' ');
+            let at = out.len();
             write_float(out, s.value);
+            // OpenMetrics (client_golang) marks integral values as floats: "1.0", not "1".
+            if om && !out[at..].contains(['.', 'e', 'N', 'I']) {
+                out.push_str(".0");
+            }
             out.push('\n');
         }
     }
-    if format == Format::OpenMetrics {
+    if om {
         out.push_str("# EOF\n");
     }
 }
@@ -166,6 +197,7 @@ mod tests {
     #[test]
     fn floats_like_go() {
         assert_eq!(f(0.0), "0");
+        assert_eq!(f(-0.0), "0");
         assert_eq!(f(5.0), "5");
         assert_eq!(f(123456.0), "123456");
         assert_eq!(f(1234567.0), "1.234567e+06");
@@ -199,9 +231,13 @@ mod tests {
         );
         let mut om = String::new();
         encode(&fams, Format::OpenMetrics, &mut om);
-        assert!(om.contains("# TYPE node_a unknown\n"));
-        assert!(om.contains("# TYPE node_b counter\nnode_b_total{cpu=\"0\",mode=\"idle\"} 1\n"));
-        assert!(om.ends_with("# EOF\n"));
+        assert_eq!(
+            om,
+            "# HELP node_a A.\n# TYPE node_a unknown\nnode_a{path=\"a\\\"b\\\\c\\nd\"} 1.5\n\
+             # HELP node_b B \\\\ help\\nnext\n# TYPE node_b counter\n\
+             node_b_total{cpu=\"0\",mode=\"idle\"} 1.0\nnode_b_total{cpu=\"1\",mode=\"user\"} 2.0\n\
+             # EOF\n"
+        );
         assert_eq!(
             Format::negotiate(Some("application/openmetrics-text;version=1.0.0")),
             Format::OpenMetrics
@@ -218,5 +254,39 @@ mod tests {
         let n = normalize(vec![a, b]);
         assert_eq!(n.len(), 1);
         assert_eq!(n[0].samples[0].labels[0].1, "a");
+    }
+
+    #[test]
+    fn duplicate_series_keep_the_first_and_fewer_labels_sort_first() {
+        let mut a = Family::new("x", "h", MetricType::Gauge);
+        a.push(&[("k", "a"), ("z", "")], 1.0);
+        a.push(&[("k", "b")], 2.0);
+        a.push(&[("k", "b")], 3.0);
+        let mut out = String::new();
+        encode(&normalize(vec![a]), Format::Text, &mut out);
+        assert_eq!(
+            out,
+            "# HELP x h\n# TYPE x gauge\nx{k=\"b\"} 2\nx{k=\"a\",z=\"\"} 1\n"
+        );
+    }
+
+    #[test]
+    fn help_quotes_escaped_only_in_openmetrics() {
+        let mut a = Family::new("q", "say \"hi\"", MetricType::Gauge);
+        a.push(&[], f64::NAN);
+        a.push(&[("x", "1")], 1e21);
+        let fams = normalize(vec![a]);
+        let mut text = String::new();
+        encode(&fams, Format::Text, &mut text);
+        assert_eq!(
+            text,
+            "# HELP q say \"hi\"\n# TYPE q gauge\nq NaN\nq{x=\"1\"} 1e+21\n"
+        );
+        let mut om = String::new();
+        encode(&fams, Format::OpenMetrics, &mut om);
+        assert_eq!(
+            om,
+            "# HELP q say \\\"hi\\\"\n# TYPE q gauge\nq NaN\nq{x=\"1\"} 1e+21\n# EOF\n"
+        );
     }
 }
