@@ -116,6 +116,8 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
         "{}|^TcpExt_(TCPReqQFullDrop|TCPMemoryPressures)$",
         alert_opts.netstat_fields
     );
+    // …and how full the accept queues are.
+    alert_opts.toggles.explicit.push(("listen_queue", true));
     let alert_scraper = Scraper::new(&alert_opts)?;
     let daemon = Arc::new(Mutex::new(d));
     let extra_daemon = daemon.clone();

@@ -12,6 +12,7 @@ mod ethtool;
 mod filefd;
 mod gpu;
 mod hwmon;
+mod listen_queue;
 mod loadavg;
 mod meminfo;
 mod netdev;
@@ -81,6 +82,11 @@ pub const ALL: &[Entry] = &[
         name: "hwmon",
         default_enabled: true,
         build: hwmon::build,
+    },
+    Entry {
+        name: "listen_queue",
+        default_enabled: false,
+        build: listen_queue::build,
     },
     Entry {
         name: "loadavg",

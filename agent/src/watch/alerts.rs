@@ -32,6 +32,8 @@ pub struct Thresholds {
     pub fd_ratio: f64,
     /// TCP memory / the tcp_mem maximum that fires SocketMemoryPressure.
     pub socket_memory_ratio: f64,
+    /// Fullest accept queue / its backlog limit that fires ListenQueueOverflow.
+    pub listen_queue_ratio: f64,
     /// Per-second rate of a counter above which the counter alerts fire (0: any increase).
     pub counter_rate: f64,
 }
@@ -47,6 +49,7 @@ impl Default for Thresholds {
             ports_ratio: 0.8,
             fd_ratio: 0.8,
             socket_memory_ratio: 0.9,
+            listen_queue_ratio: 0.9,
             counter_rate: 0.0,
         }
     }
@@ -338,6 +341,13 @@ impl Engine {
             saturation(fams, "socket_memory"),
             t.socket_memory_ratio,
             "TCP memory / tcp_mem maximum".into(),
+        ));
+        out.extend(ratio(
+            "ListenQueueOverflow",
+            "listen_queue",
+            saturation(fams, "listen_queue"),
+            t.listen_queue_ratio,
+            "fullest accept queue / its backlog limit".into(),
         ));
         // Temperatures at or past their critical (or max) limit, per sensor.
         for s in find(fams, "node_hwmon_temp_celsius") {

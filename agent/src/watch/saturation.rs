@@ -33,7 +33,8 @@ fn ratio(used: Option<f64>, limit: Option<f64>) -> Option<f64> {
 /// - `fds`: node_filefd_allocated / node_filefd_maximum;
 /// - `ports`: (TCP sockets in use + TIME_WAIT) / size of net.ipv4.ip_local_port_range — an
 ///   upper bound, since inbound sockets are counted too;
-/// - `socket_memory`: node_sockstat_TCP_mem (pages) / the third field of net.ipv4.tcp_mem.
+/// - `socket_memory`: node_sockstat_TCP_mem (pages) / the third field of net.ipv4.tcp_mem;
+/// - `listen_queue`: the fullest accept queue / its backlog limit (listen_queue collector).
 pub fn family(fams: &[Family], kernel: &Kernel) -> Family {
     let mut f = Family::new(
         "nodetune_saturation_ratio",
