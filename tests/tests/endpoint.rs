@@ -175,44 +175,17 @@ fn prometheus_scrapes_nodetune() {
         return;
     }
     let s = start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: nodetune\n    static_configs:\n      - targets: ['{}']\n",
-            s.addr
-        ),
-    )
-    .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut prom = Command::new("prometheus")
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let p = format!("127.0.0.1:{port}");
-    let query = |q: &str| -> String {
-        http_get(&p, &format!("/api/v1/query?query={q}"), &[])
-            .map(|r| String::from_utf8_lossy(&r.2).into_owned())
-            .unwrap_or_default()
-    };
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: nodetune\n    static_configs:\n      - targets: ['{}']\n",
+        s.addr
+    );
+    let prom = nodetune_e2e::Prometheus::start(&cfg);
+    let query = |q: &str| prom.query(q);
     let up = wait_until(60, || {
         query("up").contains("\"value\":[") && query("up").contains(",\"1\"]")
     });
     let load = query("node_load1");
-    let _ = prom.kill();
-    let _ = prom.wait();
+    drop(prom);
     assert!(up, "up never became 1");
     assert!(
         load.contains("\"__name__\":\"node_load1\"") && load.contains(",\"1.5\"]"),

@@ -2,7 +2,7 @@
 //! web-config.yml node_exporter uses; checked with curl and a real Prometheus.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use nodetune_e2e::{have_tool, http_get, require, run_cmd, wait_until, Daemon, FakeHost};
 
@@ -161,36 +161,11 @@ fn prometheus_scrapes_over_tls_with_basic_auth() {
         pw = dir.path().join("password").display(),
         addr = d.addr()
     );
-    std::fs::write(dir.path().join("prometheus.yml"), cfg).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut prom = Command::new("prometheus")
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let p = format!("127.0.0.1:{port}");
-    let query = |q: &str| -> String {
-        http_get(&p, &format!("/api/v1/query?query={q}"), &[])
-            .map(|r| String::from_utf8_lossy(&r.2).into_owned())
-            .unwrap_or_default()
-    };
+    let prom = nodetune_e2e::Prometheus::start(&cfg);
+    let query = |q: &str| prom.query(q);
     let up = wait_until(60, || query("up").contains(",\"1\"]"));
     let load = query("node_load1");
-    let _ = prom.kill();
-    let _ = prom.wait();
+    drop(prom);
     assert!(up, "up never became 1 over TLS with basic auth");
     assert!(load.contains("\"__name__\":\"node_load1\""), "{load}");
 }
