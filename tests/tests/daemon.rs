@@ -205,16 +205,21 @@ fn a_fight_ends_in_sysctl_fight_not_a_loop() {
     let corrections = |s: &str| s.matches("corrected: net.core.somaxconn").count();
     let n = corrections(&d.stderr());
     assert!((3..=4).contains(&n), "corrected {n} times before giving up");
-    // No more corrections once fighting.
-    let st = d.status().unwrap();
-    let key = st["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["key"] == "net.core.somaxconn")
-        .unwrap()
-        .clone();
-    assert_eq!(key["state"], "fight");
+    // No more corrections once fighting; the status file follows the log line.
+    let state = |d: &Daemon| -> Option<String> {
+        let st = d.status()?;
+        let k = st["keys"]
+            .as_array()?
+            .iter()
+            .find(|k| k["key"] == "net.core.somaxconn")?
+            .clone();
+        k["state"].as_str().map(str::to_string)
+    };
+    assert!(
+        wait_until(5, || state(&d).as_deref() == Some("fight")),
+        "{:?}",
+        state(&d)
+    );
     assert_eq!(corrections(&d.stderr()), n);
 }
 

@@ -93,14 +93,48 @@ fn veth_counters_match_ethtool() {
                 .unwrap_or_else(|| panic!("{line} missing:\n{}", r.stdout));
             assert_eq!(got.parse::<f64>().unwrap(), *v, "{dev} {stat}");
         }
-        assert!(
-            r.stdout.contains(&format!(
-                "node_ethtool_info{{bus_info=\"\",device=\"{dev}\",driver=\"veth\""
-            )),
-            "{}",
-            r.stdout
+        // Driver info as `ethtool -i` shows it.
+        let info =
+            run_cmd(Command::new("ip").args(["netns", "exec", &ns.name, "ethtool", "-i", dev]));
+        let field = |k: &str| {
+            info.stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}:")))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let want_info = format!(
+            "node_ethtool_info{{bus_info=\"{}\",device=\"{dev}\",driver=\"{}\",expansion_rom_version=\"{}\",firmware_version=\"{}\",version=\"{}\"}} 1",
+            field("bus-info"),
+            field("driver"),
+            field("expansion-rom-version"),
+            field("firmware-version"),
+            field("version"),
         );
+        assert_eq!(field("driver"), "veth");
+        assert!(r.stdout.contains(&want_info), "{want_info}\n{}", r.stdout);
+        // Link settings (ETHTOOL_GSET): veth reports no modes and autonegotiation off.
+        let settings =
+            run_cmd(Command::new("ip").args(["netns", "exec", &ns.name, "ethtool", dev]));
+        let autoneg = settings.stdout.contains("Auto-negotiation: on");
+        for (name, v) in [
+            (
+                "node_network_autonegotiate",
+                if autoneg { "1" } else { "0" },
+            ),
+            ("node_network_autonegotiate_supported", "0"),
+            ("node_network_pause_advertised", "0"),
+        ] {
+            let line = format!("{name}{{device=\"{dev}\"}} {v}\n");
+            assert!(r.stdout.contains(&line), "{line}{}", r.stdout);
+        }
     }
+    assert!(
+        r.stdout
+            .contains("node_scrape_collector_success{collector=\"ethtool\"} 1"),
+        "{}",
+        r.stdout
+    );
     assert!(
         !r.stdout.contains("device=\"lo\""),
         "device-include applies"

@@ -25,6 +25,7 @@ fn scrape(root: &Path, extra: &[&str]) -> BTreeMap<String, f64> {
         sysfs.as_str(),
         textfile.as_str(),
         "--no-collector.uname",
+        "--collector.netdev.netlink=false",
         "--no-collector.time",
     ];
     args.extend_from_slice(extra);

@@ -88,12 +88,6 @@ fn only_in_node_exporter_ok(name: &str) -> bool {
         || name == "node_exporter_build_info"
         // 1.5 exports every /proc/meminfo line; 1.12 (and nodetune) a fixed field list.
         || name.starts_with("node_memory_")
-        // ethtool link settings (GLINKSETTINGS) are not implemented.
-        || name.starts_with("node_network_autonegotiate")
-        || name.starts_with("node_network_pause")
-        || name.starts_with("node_network_asymmetricpause")
-        || name.starts_with("node_network_supported")
-        || name.starts_with("node_network_advertised")
 }
 
 /// Families only nodetune has: added by node_exporter after 1.5.

@@ -1,7 +1,10 @@
-//! netstat collector: node_netstat_<Proto>_<Field> (untyped) from /proc/net/netstat,
+//! netstat collector: node_netstat_<Proto>_<Field> (untyped) from /proc/net/netstat and
 //! /proc/net/snmp (header/value line pairs) and /proc/net/snmp6 (name/value lines), for the
-//! fields matching --collector.netstat.fields.
+//! fields matching --collector.netstat.fields, parsed as node_exporter 1.12 parses them:
+//! netstat and snmp are required, snmp6 is optional (IPv6 disabled); a header/value pair with
+//! different field counts or a value that is not a number fails the collector.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -9,67 +12,97 @@ use regex::Regex;
 
 use super::{util, Collector, Family, MetricType, Options};
 
+/// Protocol → field → raw value. A protocol seen again replaces the earlier one (as the Go
+/// maps node_exporter merges into do).
+pub type Stats = BTreeMap<String, BTreeMap<String, String>>;
+
+/// Parses "Proto: a b c" / "Proto: 1 2 3" line pairs, the format of /proc/net/netstat and
+/// /proc/net/snmp.
+pub fn parse_pairs(text: &str) -> anyhow::Result<Stats> {
+    let mut out = Stats::new();
+    let mut lines = text.lines();
+    while let Some(header) = lines.next() {
+        let values = lines.next().unwrap_or("");
+        // Split on single spaces like node_exporter: the kernel writes exactly one.
+        let names: Vec<&str> = header.split(' ').collect();
+        let vals: Vec<&str> = values.split(' ').collect();
+        let proto = names[0]
+            .strip_suffix(':')
+            .with_context(|| format!("malformed header line {header:?}"))?;
+        anyhow::ensure!(
+            names.len() == vals.len(),
+            "field count mismatch for {proto}: {} names, {} values",
+            names.len() - 1,
+            vals.len() - 1
+        );
+        let fields = names[1..]
+            .iter()
+            .zip(&vals[1..])
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        out.insert(proto.to_string(), fields);
+    }
+    Ok(out)
+}
+
+/// Parses snmp6 "Ip6InOctets 123" lines: the protocol is the name up to its first '6'; lines
+/// without a '6' or a value are skipped.
+pub fn parse_snmp6(text: &str) -> Stats {
+    let mut out = Stats::new();
+    for l in text.lines() {
+        let mut it = l.split_whitespace();
+        let (Some(name), Some(value)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let Some(i) = name.find('6') else { continue };
+        out.entry(name[..=i].to_string())
+            .or_default()
+            .insert(name[i + 1..].to_string(), value.to_string());
+    }
+    out
+}
+
 struct Netstat {
     procfs: PathBuf,
     fields: Regex,
 }
 
-/// Parses "Proto: a b c" / "Proto: 1 2 3" line pairs into (proto, field, value).
-pub fn parse_pairs(text: &str) -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
-    let lines: Vec<&str> = text.lines().collect();
-    for pair in lines.chunks(2) {
-        let [names, values] = pair else { continue };
-        let (Some((proto, names)), Some((_, values))) =
-            (names.split_once(':'), values.split_once(':'))
-        else {
-            continue;
-        };
-        for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
-            out.push((proto.to_string(), n.to_string(), v.to_string()));
-        }
+impl Netstat {
+    fn read(&self, rel: &str) -> anyhow::Result<Stats> {
+        let path = self.procfs.join(rel);
+        parse_pairs(&util::read(&path)?).with_context(|| format!("parsing {}", path.display()))
     }
-    out
-}
-
-/// Parses snmp6 "Ip6InOctets 123" lines: the protocol is the name up to its first '6'.
-fn parse_snmp6(text: &str) -> Vec<(String, String, String)> {
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            let (name, value) = (it.next()?, it.next()?);
-            let i = name.find('6')?;
-            Some((
-                name[..=i].to_string(),
-                name[i + 1..].to_string(),
-                value.to_string(),
-            ))
-        })
-        .collect()
 }
 
 impl Collector for Netstat {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let mut stats = parse_pairs(&util::read(&self.procfs.join("net/netstat"))?);
-        stats.extend(parse_pairs(&util::read(&self.procfs.join("net/snmp"))?));
-        if let Ok(text) = std::fs::read_to_string(self.procfs.join("net/snmp6")) {
-            stats.extend(parse_snmp6(&text));
+        let mut stats = self.read("net/netstat")?;
+        stats.extend(self.read("net/snmp")?);
+        let snmp6 = self.procfs.join("net/snmp6");
+        match std::fs::read_to_string(&snmp6) {
+            Ok(text) => stats.extend(parse_snmp6(&text)),
+            // No IPv6 in this kernel.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {}", snmp6.display())),
         }
-        for (proto, field, value) in stats {
-            let key = format!("{proto}_{field}");
-            if !self.fields.is_match(&key) {
-                continue;
+        for (proto, fields) in &stats {
+            for (field, value) in fields {
+                // Every value must parse, selected or not, as in node_exporter.
+                let v: f64 = value
+                    .parse()
+                    .with_context(|| format!("invalid value {value:?} in netstats"))?;
+                let key = format!("{proto}_{field}");
+                if !self.fields.is_match(&key) {
+                    continue;
+                }
+                let mut f = Family::new(
+                    format!("node_netstat_{key}"),
+                    format!("Statistic {proto}{field}."),
+                    MetricType::Untyped,
+                );
+                f.push(&[], v);
+                out.push(f);
             }
-            let Ok(v) = value.parse::<f64>() else {
-                continue;
-            };
-            let mut f = Family::new(
-                format!("node_netstat_{key}"),
-                format!("Statistic {proto}{field}."),
-                MetricType::Untyped,
-            );
-            f.push(&[], v);
-            out.push(f);
         }
         Ok(())
     }
@@ -84,12 +117,116 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    const NETSTAT: &str = "TcpExt: SyncookiesSent ListenOverflows ListenDrops TCPOFOQueue\nTcpExt: 3 7 9 2\nIpExt: InOctets OutOctets\nIpExt: 100 200\n";
+    const SNMP: &str = "Ip: Forwarding DefaultTTL InReceives\nIp: 1 64 500\nTcp: RtoAlgorithm CurrEstab InErrs\nTcp: 1 12 0\nUdp: InDatagrams NoPorts\nUdp: 40 2\n";
+    const SNMP6: &str = "Ip6InReceives                   \t30\nIp6InOctets 4000\nUdp6InDatagrams 5\nUdpLite6InErrors 2\nbogus\nnosix 1\n";
+
+    fn run(files: &[(&str, &str)], fields: Option<&str>) -> anyhow::Result<Vec<(String, f64)>> {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("net")).unwrap();
+        for (f, t) in files {
+            std::fs::write(d.path().join("net").join(f), t).unwrap();
+        }
+        let c = Netstat {
+            procfs: d.path().to_path_buf(),
+            fields: Regex::new(fields.unwrap_or(super::super::options::NETSTAT_FIELDS)).unwrap(),
+        };
+        let mut out = Vec::new();
+        c.collect(&mut out)?;
+        let mut m: Vec<(String, f64)> = out
+            .into_iter()
+            .map(|f| (f.name, f.samples[0].value))
+            .collect();
+        m.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(m)
+    }
+
     #[test]
-    fn pairs_and_snmp6() {
-        let p = super::parse_pairs("TcpExt: SyncookiesSent ListenDrops\nTcpExt: 3 -1\n");
-        assert_eq!(p[1], ("TcpExt".into(), "ListenDrops".into(), "-1".into()));
-        let s = super::parse_snmp6("Ip6InOctets 10\nUdpLite6InErrors 2\nbogus\n");
-        assert_eq!(s[1], ("UdpLite6".into(), "InErrors".into(), "2".into()));
-        assert_eq!(s.len(), 2);
+    fn default_fields_from_all_three_files() {
+        let m = run(
+            &[("netstat", NETSTAT), ("snmp", SNMP), ("snmp6", SNMP6)],
+            None,
+        )
+        .unwrap();
+        let names: Vec<&str> = m.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "node_netstat_Ip6_InOctets",
+                "node_netstat_IpExt_InOctets",
+                "node_netstat_IpExt_OutOctets",
+                "node_netstat_Ip_Forwarding",
+                "node_netstat_TcpExt_ListenDrops",
+                "node_netstat_TcpExt_ListenOverflows",
+                "node_netstat_TcpExt_SyncookiesSent",
+                "node_netstat_TcpExt_TCPOFOQueue",
+                "node_netstat_Tcp_CurrEstab",
+                "node_netstat_Tcp_InErrs",
+                "node_netstat_Udp6_InDatagrams",
+                "node_netstat_UdpLite6_InErrors",
+                "node_netstat_Udp_InDatagrams",
+                "node_netstat_Udp_NoPorts",
+            ]
+        );
+        let all = run(
+            &[("netstat", NETSTAT), ("snmp", SNMP), ("snmp6", SNMP6)],
+            Some(".*"),
+        )
+        .unwrap();
+        assert!(all.contains(&("node_netstat_Ip6_InReceives".into(), 30.0)));
+        assert!(all.contains(&("node_netstat_Ip_DefaultTTL".into(), 64.0)));
+    }
+
+    #[test]
+    fn ipv6_absent_is_fine_netstat_or_snmp_absent_is_not() {
+        assert_eq!(
+            run(&[("netstat", NETSTAT), ("snmp", SNMP)], None)
+                .unwrap()
+                .len(),
+            11
+        );
+        assert!(run(&[("snmp", SNMP)], None).is_err());
+        assert!(run(&[("netstat", NETSTAT)], None).is_err());
+    }
+
+    #[test]
+    fn malformed_pairs_fail() {
+        // Field count mismatch, a trailing header without values, a value that is no number
+        // (even in a field not selected).
+        for bad in [
+            "TcpExt: A B\nTcpExt: 1\n",
+            "TcpExt: A B\nTcpExt: 1 2\nIpExt: InOctets\n",
+            "TcpExt: A B\nTcpExt: 1 x\n",
+            "no colon\n1\n",
+        ] {
+            assert!(
+                run(&[("netstat", bad), ("snmp", SNMP)], None).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn negative_and_large_values_pass_through() {
+        let m = run(
+            &[
+                ("netstat", "TcpExt: ListenDrops\nTcpExt: -1\n"),
+                ("snmp", "Tcp: InErrs\nTcp: 18446744073709551615\n"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            [
+                ("node_netstat_TcpExt_ListenDrops".to_string(), -1.0),
+                (
+                    "node_netstat_Tcp_InErrs".to_string(),
+                    18446744073709551615.0
+                )
+            ]
+        );
     }
 }

@@ -1,6 +1,11 @@
-//! softnet collector: per-CPU counters from /proc/net/softnet_stat (hex columns).
+//! softnet collector: per-CPU counters from /proc/net/softnet_stat (hex columns), parsed as
+//! procfs does for node_exporter 1.12: a line needs at least 9 columns; received_rps needs
+//! 10, flow_limit_count 11; backlog_len and the CPU id need 13 (Linux 5.14+), otherwise the
+//! CPU is the line number and the backlog 0. An unparsable column fails the collector.
 
 use std::path::PathBuf;
+
+use anyhow::Context;
 
 use super::{util, Collector, Family, MetricType, Options};
 
@@ -8,78 +13,105 @@ struct Softnet {
     path: PathBuf,
 }
 
-/// (column, metric, help, type)
-const COLUMNS: &[(usize, &str, &str, MetricType)] = &[
+/// (metric, help, type), in the order of [`Row::values`].
+const FAMILIES: &[(&str, &str, MetricType)] = &[
     (
-        0,
         "node_softnet_processed_total",
         "Number of processed packets",
         MetricType::Counter,
     ),
     (
-        1,
         "node_softnet_dropped_total",
         "Number of dropped packets",
         MetricType::Counter,
     ),
     (
-        2,
         "node_softnet_times_squeezed_total",
         "Number of times processing packets ran out of quota",
         MetricType::Counter,
     ),
     (
-        8,
         "node_softnet_cpu_collision_total",
         "Number of collision occur while obtaining device lock while transmitting",
         MetricType::Counter,
     ),
     (
-        9,
         "node_softnet_received_rps_total",
         "Number of times cpu woken up received_rps",
         MetricType::Counter,
     ),
     (
-        10,
         "node_softnet_flow_limit_count_total",
         "Number of times flow limit has been reached",
         MetricType::Counter,
     ),
     (
-        11,
         "node_softnet_backlog_len",
         "Softnet backlog status",
         MetricType::Gauge,
     ),
 ];
 
+/// One CPU's line.
+#[derive(Debug, PartialEq)]
+struct Row {
+    cpu: u32,
+    /// processed, dropped, time_squeeze, cpu_collision, received_rps, flow_limit, backlog.
+    values: [u32; 7],
+}
+
+fn hex(cols: &[&str], i: usize) -> anyhow::Result<u32> {
+    u32::from_str_radix(cols[i], 16).with_context(|| format!("column {i}: {:?}", cols[i]))
+}
+
+fn parse(text: &str) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for (line_no, line) in text.lines().enumerate() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let w = cols.len();
+        anyhow::ensure!(
+            w >= 9,
+            "detected {w} columns, but expected at least 9: {line:?}"
+        );
+        // Columns 3..=7 are zero since Linux 2.6.23 but must still be hex.
+        for i in 0..9 {
+            hex(&cols, i)?;
+        }
+        let mut v = [0u32; 7];
+        v[0] = hex(&cols, 0)?;
+        v[1] = hex(&cols, 1)?;
+        v[2] = hex(&cols, 2)?;
+        v[3] = hex(&cols, 8)?;
+        if w >= 10 {
+            v[4] = hex(&cols, 9)?;
+        }
+        if w >= 11 {
+            v[5] = hex(&cols, 10)?;
+        }
+        let cpu = if w >= 13 {
+            v[6] = hex(&cols, 11)?;
+            hex(&cols, 12)?
+        } else {
+            // Older kernels list online CPUs in order, without their number.
+            line_no as u32
+        };
+        rows.push(Row { cpu, values: v });
+    }
+    Ok(rows)
+}
+
 impl Collector for Softnet {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let text = util::read(&self.path)?;
-        let mut fams: Vec<Family> = COLUMNS
+        let rows = parse(&util::read(&self.path)?)
+            .with_context(|| format!("parsing {}", self.path.display()))?;
+        let mut fams: Vec<Family> = FAMILIES
             .iter()
-            .map(|(_, n, h, k)| Family::new(*n, *h, *k))
+            .map(|(n, h, k)| Family::new(*n, *h, *k))
             .collect();
-        for (line_no, line) in text.lines().enumerate() {
-            let cols: Vec<u64> = line
-                .split_whitespace()
-                .map(|c| u64::from_str_radix(c, 16).unwrap_or(0))
-                .collect();
-            if cols.len() < 3 {
-                continue;
-            }
-            // Kernels since 5.10 print the CPU number in column 12; older ones list online CPUs
-            // in order.
-            let cpu = cols
-                .get(12)
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| line_no.to_string());
-            for (f, (col, ..)) in fams.iter_mut().zip(COLUMNS) {
-                f.push(
-                    &[("cpu", &cpu)],
-                    cols.get(*col).copied().unwrap_or(0) as f64,
-                );
+        for r in rows {
+            let cpu = r.cpu.to_string();
+            for (f, v) in fams.iter_mut().zip(r.values) {
+                f.push(&[("cpu", &cpu)], f64::from(v));
             }
         }
         out.extend(fams);
@@ -91,4 +123,68 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Softnet {
         path: opts.procfs.join("net/softnet_stat"),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_layouts_of_each_kernel_generation() {
+        // 5.14+: 13 columns with backlog and CPU id (CPU 1 offline: ids skip).
+        let t = "0000000a 00000001 00000002 00000000 00000000 00000000 00000000 00000000 00000003 00000004 00000005 00000006 00000000\n\
+                 000000ff 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000002\n";
+        let rows = parse(t).unwrap();
+        assert_eq!(
+            rows[0],
+            Row {
+                cpu: 0,
+                values: [10, 1, 2, 3, 4, 5, 6]
+            }
+        );
+        assert_eq!(rows[1].cpu, 2);
+        // 4.18–5.13: 11 columns, CPU = line number, no backlog.
+        let t = "00000001 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000007 00000008 00000009\n\
+                 00000002 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000\n";
+        let rows = parse(t).unwrap();
+        assert_eq!(
+            rows[0],
+            Row {
+                cpu: 0,
+                values: [1, 0, 0, 7, 8, 9, 0]
+            }
+        );
+        assert_eq!(rows[1].cpu, 1);
+        // 2.6.23: 9 columns.
+        let rows = parse("00000010 00000000 00000001 0 0 0 0 0 00000002\n").unwrap();
+        assert_eq!(rows[0].values, [16, 0, 1, 2, 0, 0, 0]);
+    }
+
+    #[test]
+    fn malformed_lines_fail() {
+        assert!(parse("00000001 00000002\n").is_err());
+        assert!(parse("0000000g 0 0 0 0 0 0 0 0\n").is_err());
+        assert!(parse("0 0 0 0 0 0 0 0 0\n\n").is_err());
+        assert!(parse("1ffffffff 0 0 0 0 0 0 0 0\n").is_err());
+    }
+
+    #[test]
+    fn missing_file_fails_and_counters_pass_through() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Softnet {
+            path: d.path().join("softnet_stat"),
+        };
+        assert!(c.collect(&mut Vec::new()).is_err());
+        // A counter that went backwards (u32 wrap in the kernel) is reported as read.
+        for v in ["ffffffff", "00000001"] {
+            std::fs::write(&c.path, format!("{v} 0 0 0 0 0 0 0 0 0 0\n")).unwrap();
+            let mut out = Vec::new();
+            c.collect(&mut out).unwrap();
+            assert_eq!(
+                out[0].samples[0].value,
+                f64::from(u32::from_str_radix(v, 16).unwrap())
+            );
+            assert_eq!(out.len(), 7);
+        }
+    }
 }
