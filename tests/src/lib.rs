@@ -457,3 +457,25 @@ impl Drop for Prometheus {
         let _ = self.child.wait();
     }
 }
+
+impl FakeHost {
+    /// The environment that points nodetune at this host (sysctl tree and root), plus `extra`.
+    pub fn env<'a>(&self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, String)> {
+        let mut env = vec![
+            (
+                "NODETUNE_SYSCTL_ROOT",
+                self.path("sys").display().to_string(),
+            ),
+            ("NODETUNE_ROOT", self.path("root").display().to_string()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        env
+    }
+
+    /// Starts `nodetune run ARGS` against this host.
+    pub fn daemon(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Daemon {
+        let env = self.env(extra_env);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Daemon::start(&[], args, &env)
+    }
+}

@@ -278,26 +278,14 @@ fn alerts_fire_and_resolve_from_advancing_counters() {
         "mode = \"audit\"\n[alerts]\ninterval = \"100ms\"\nfor-duration = \"200ms\"\nclear-duration = \"300ms\"\n",
     )
     .unwrap();
-    let env = [
-        (
-            "NODETUNE_SYSCTL_ROOT",
-            h.path("sys").to_str().unwrap().to_string(),
-        ),
-        (
-            "NODETUNE_ROOT",
-            h.path("root").to_str().unwrap().to_string(),
-        ),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let d = Daemon::start(
-        &[],
+    let d = h.daemon(
         &[
             &format!("--config={}", cfg.display()),
             "--web.listen-address=127.0.0.1:0",
             &format!("--path.procfs={}", root.join("proc").display()),
             &format!("--path.sysfs={}", root.join("sys").display()),
         ],
-        &env,
+        &[],
     );
     let addr = d.addr();
     // Counters rise every tick: overflows and package throttles.
@@ -394,26 +382,14 @@ fn alertmanager_receives_firing_and_resolved() {
         format!("mode = \"audit\"\n[alerts]\ninterval = \"100ms\"\nfor-duration = \"200ms\"\nclear-duration = \"300ms\"\nalertmanager-url = \"http://{am_addr}\"\n"),
     )
     .unwrap();
-    let env = [
-        (
-            "NODETUNE_SYSCTL_ROOT",
-            h.path("sys").to_str().unwrap().to_string(),
-        ),
-        (
-            "NODETUNE_ROOT",
-            h.path("root").to_str().unwrap().to_string(),
-        ),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let d = Daemon::start(
-        &[],
+    let d = h.daemon(
         &[
             &format!("--config={}", cfg.display()),
             "--web.listen-address=127.0.0.1:0",
             &format!("--path.procfs={}", root.join("proc").display()),
             &format!("--path.sysfs={}", root.join("sys").display()),
         ],
-        &env,
+        &[],
     );
     let am_alerts = || -> Vec<serde_json::Value> {
         http_get(&am_addr, "/api/v2/alerts", &[])
@@ -459,26 +435,15 @@ fn notify_socket_gets_ready_watchdog_and_status() {
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
         .unwrap();
-    let env = [
-        (
-            "NODETUNE_SYSCTL_ROOT",
-            h.path("sys").to_str().unwrap().to_string(),
-        ),
-        (
-            "NODETUNE_ROOT",
-            h.path("root").to_str().unwrap().to_string(),
-        ),
-        ("NOTIFY_SOCKET", sock_path.to_str().unwrap().to_string()),
-        ("WATCHDOG_USEC", "200000".to_string()),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let d = Daemon::start(
-        &[],
+    let d = h.daemon(
         &[
             "--web.listen-address=127.0.0.1:0",
             "--config=/etc/nodetune/nodetune.toml",
         ],
-        &env,
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "200000"),
+        ],
     );
     let mut seen = String::new();
     let mut buf = [0u8; 4096];
@@ -503,24 +468,12 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("nodetune.toml");
     std::fs::write(&cfg, "mode = \"audit\"\nprofile = \"api-node\"\n").unwrap();
-    let env = [
-        (
-            "NODETUNE_SYSCTL_ROOT",
-            h.path("sys").to_str().unwrap().to_string(),
-        ),
-        (
-            "NODETUNE_ROOT",
-            h.path("root").to_str().unwrap().to_string(),
-        ),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let d = Daemon::start(
-        &[],
+    let d = h.daemon(
         &[
             &format!("--config={}", cfg.display()),
             "--web.listen-address=127.0.0.1:0",
         ],
-        &env,
+        &[],
     );
     let addr = d.addr();
     std::fs::write(&cfg, "mode = \"enforce\"\nprofile = [broken\n").unwrap();

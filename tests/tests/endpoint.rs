@@ -26,17 +26,6 @@ fn start(extra: &[&str]) -> Setup {
         .unwrap();
     assert!(st.success());
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/host-a");
-    let env = [
-        (
-            "NODETUNE_SYSCTL_ROOT",
-            host.path("sys").to_str().unwrap().to_string(),
-        ),
-        (
-            "NODETUNE_ROOT",
-            host.path("root").to_str().unwrap().to_string(),
-        ),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut args = vec![
         "--config=/etc/nodetune/nodetune.toml".to_string(),
         "--web.listen-address=127.0.0.1:0".to_string(),
@@ -49,7 +38,7 @@ fn start(extra: &[&str]) -> Setup {
     }
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let d = Daemon::start(&[], &args, &env);
+    let d = host.daemon(&args, &[]);
     let addr = d.addr();
     Setup {
         _host: host,

@@ -30,26 +30,14 @@ const HASH: &str = "$2b$10$ZwQesbPsIsa99zuXWvWOK.K7rlYaK7N7CFvdSPWjPcrLmV.7D6NCG
 
 fn daemon(dir: &Path, web: &str, host: &FakeHost) -> Daemon {
     std::fs::write(dir.join("web.yml"), web).unwrap();
-    let env = [
-        (
-            "NODETUNE_SYSCTL_ROOT",
-            host.path("sys").to_str().unwrap().to_string(),
-        ),
-        (
-            "NODETUNE_ROOT",
-            host.path("root").to_str().unwrap().to_string(),
-        ),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Daemon::start(
-        &[],
+    host.daemon(
         &[
             "--web.listen-address=127.0.0.1:0",
             &format!("--web.config.file={}", dir.join("web.yml").display()),
             "--collector.disable-defaults",
             "--collector.loadavg",
         ],
-        &env,
+        &[],
     )
 }
 
