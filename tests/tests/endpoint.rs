@@ -181,3 +181,37 @@ fn prometheus_scrapes_nodetune() {
         "{load}"
     );
 }
+
+#[test]
+fn sigterm_answers_requests_in_flight_then_exits() {
+    use std::io::{Read, Write};
+    let s = start(&["--collector.timeout=2s"]);
+    let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    // The stuck textfile collector holds the answer for up to 2 s: still in flight.
+    c.set_read_timeout(Some(Duration::from_millis(150)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let pending = matches!(c.read(&mut byte), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut);
+    assert!(
+        pending,
+        "the scrape answered before the stuck collector's timeout"
+    );
+    let t = Instant::now();
+    s.d.signal(15);
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut resp = Vec::new();
+    let _ = c.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("node_load1 1.5"));
+    let Setup { mut d, .. } = s;
+    let code = d.child.wait().unwrap().code();
+    assert_eq!(code, Some(0));
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "shutdown took {:?}",
+        t.elapsed()
+    );
+}

@@ -152,10 +152,13 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
         if let Ok(mut d) = daemon.lock() {
             d.set_listen(addrs);
         }
-        let server = tokio::spawn(http::serve(listeners, ep.clone()));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(http::serve(listeners, ep.clone(), stopped));
         let collect: daemon::run::Collect = Arc::new(move || alert_scraper.scrape(&|_| true));
         let result = daemon::run::run(daemon, collect).await;
-        server.abort();
+        // Stop accepting; requests in flight are answered before the process exits.
+        let _ = stop.send(true);
+        let _ = server.await;
         result
     })?;
     Ok(0)

@@ -255,24 +255,68 @@ pub async fn bind(addr: &str) -> anyhow::Result<Vec<TcpListener>> {
     Ok(out)
 }
 
-/// Serves until the task is dropped.
-pub async fn serve(listeners: Vec<TcpListener>, ep: Arc<Endpoint>) {
+/// Most connections served at once; more are closed on accept (bounded memory and
+/// descriptors whatever clients do, e.g. thousands of idle keep-alive connections).
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// Resolves once shutdown is requested (never, if the sender is gone without requesting it).
+async fn stop_requested(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Drives one connection until it ends, or until shutdown: then in-flight requests finish
+/// (keep-alive is ended) within a few seconds.
+async fn drive<I, S>(
+    b: &hyper::server::conn::http1::Builder,
+    io: I,
+    svc: S,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    S: hyper::service::Service<Request<Incoming>, Response = Resp, Error = Infallible> + Send,
+    S::Future: Send,
+{
+    let conn = b.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop_requested(&mut shutdown) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+        }
+    }
+}
+
+/// Serves until `shutdown` turns true: then stops accepting and lets connections drain.
+/// Returns once every connection has ended (or after the drain timeout).
+pub async fn serve(listeners: Vec<TcpListener>, ep: Arc<Endpoint>, shutdown: tokio::sync::watch::Receiver<bool>) {
     let sem = Arc::new(Semaphore::new(ep.max_requests.max(1)));
+    let conns = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut tasks = Vec::new();
     for l in listeners {
-        let (ep, sem) = (ep.clone(), sem.clone());
+        let (ep, sem, conns, mut stop) = (ep.clone(), sem.clone(), conns.clone(), shutdown.clone());
         tasks.push(tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = l.accept().await else {
-                    continue;
+                let accepted = tokio::select! {
+                    a = l.accept() => a,
+                    _ = stop_requested(&mut stop) => break,
                 };
-                let (ep, sem) = (ep.clone(), sem.clone());
+                let Ok((stream, _)) = accepted else { continue };
+                // Over the cap: close at once rather than queue.
+                let Ok(permit) = conns.clone().try_acquire_owned() else { continue };
+                let (ep, sem, stop) = (ep.clone(), sem.clone(), stop.clone());
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let web = ep.web.current();
                     let tls = web.tls.clone();
-                    let svc = hyper::service::service_fn(move |req| {
-                        handle(ep.clone(), sem.clone(), web.clone(), req)
-                    });
+                    let svc = hyper::service::service_fn(move |req| handle(ep.clone(), sem.clone(), web.clone(), req));
                     let mut b = hyper::server::conn::http1::Builder::new();
                     // Bounded memory whatever the client does: header size and read time.
                     b.timer(TokioTimer::new())
@@ -281,18 +325,12 @@ pub async fn serve(listeners: Vec<TcpListener>, ep: Arc<Endpoint>) {
                     match tls {
                         Some(acceptor) => {
                             // A handshake that never completes must not hold the task forever.
-                            let hs = tokio::time::timeout(
-                                Duration::from_secs(10),
-                                acceptor.accept(stream),
-                            )
-                            .await;
+                            let hs = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
                             if let Ok(Ok(s)) = hs {
-                                let _ = b.serve_connection(TokioIo::new(s), svc).await;
+                                drive(&b, s, svc, stop).await;
                             }
                         }
-                        None => {
-                            let _ = b.serve_connection(TokioIo::new(stream), svc).await;
-                        }
+                        None => drive(&b, stream, svc, stop).await,
                     }
                 });
             }
@@ -301,6 +339,8 @@ pub async fn serve(listeners: Vec<TcpListener>, ep: Arc<Endpoint>) {
     for t in tasks {
         let _ = t.await;
     }
+    // Drain: wait (bounded) until every connection task has released its permit.
+    let _ = tokio::time::timeout(Duration::from_secs(6), conns.acquire_many(MAX_CONNECTIONS as u32)).await;
 }
 
 #[cfg(test)]
