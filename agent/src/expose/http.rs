@@ -296,7 +296,11 @@ async fn drive<I, S>(
 
 /// Serves until `shutdown` turns true: then stops accepting and lets connections drain.
 /// Returns once every connection has ended (or after the drain timeout).
-pub async fn serve(listeners: Vec<TcpListener>, ep: Arc<Endpoint>, shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    ep: Arc<Endpoint>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let sem = Arc::new(Semaphore::new(ep.max_requests.max(1)));
     let conns = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut tasks = Vec::new();
@@ -310,13 +314,17 @@ pub async fn serve(listeners: Vec<TcpListener>, ep: Arc<Endpoint>, shutdown: tok
                 };
                 let Ok((stream, _)) = accepted else { continue };
                 // Over the cap: close at once rather than queue.
-                let Ok(permit) = conns.clone().try_acquire_owned() else { continue };
+                let Ok(permit) = conns.clone().try_acquire_owned() else {
+                    continue;
+                };
                 let (ep, sem, stop) = (ep.clone(), sem.clone(), stop.clone());
                 tokio::spawn(async move {
                     let _permit = permit;
                     let web = ep.web.current();
                     let tls = web.tls.clone();
-                    let svc = hyper::service::service_fn(move |req| handle(ep.clone(), sem.clone(), web.clone(), req));
+                    let svc = hyper::service::service_fn(move |req| {
+                        handle(ep.clone(), sem.clone(), web.clone(), req)
+                    });
                     let mut b = hyper::server::conn::http1::Builder::new();
                     // Bounded memory whatever the client does: header size and read time.
                     b.timer(TokioTimer::new())
@@ -325,7 +333,11 @@ pub async fn serve(listeners: Vec<TcpListener>, ep: Arc<Endpoint>, shutdown: tok
                     match tls {
                         Some(acceptor) => {
                             // A handshake that never completes must not hold the task forever.
-                            let hs = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+                            let hs = tokio::time::timeout(
+                                Duration::from_secs(10),
+                                acceptor.accept(stream),
+                            )
+                            .await;
                             if let Ok(Ok(s)) = hs {
                                 drive(&b, s, svc, stop).await;
                             }
@@ -340,7 +352,11 @@ pub async fn serve(listeners: Vec<TcpListener>, ep: Arc<Endpoint>, shutdown: tok
         let _ = t.await;
     }
     // Drain: wait (bounded) until every connection task has released its permit.
-    let _ = tokio::time::timeout(Duration::from_secs(6), conns.acquire_many(MAX_CONNECTIONS as u32)).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(6),
+        conns.acquire_many(MAX_CONNECTIONS as u32),
+    )
+    .await;
 }
 
 #[cfg(test)]
