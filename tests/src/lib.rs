@@ -315,6 +315,17 @@ impl Daemon {
         serde_json::from_str(&text).ok()
     }
 
+    /// One field of a managed key in the status document (`state`, `want`, `drift_total`…).
+    pub fn key_field(&self, key: &str, field: &str) -> Option<serde_json::Value> {
+        let st = self.status()?;
+        let k = st["keys"]
+            .as_array()?
+            .iter()
+            .find(|k| k["key"] == key)?
+            .clone();
+        Some(k[field].clone())
+    }
+
     /// The first address the endpoint listens on (from the status file).
     pub fn addr(&self) -> String {
         assert!(

@@ -207,13 +207,9 @@ fn a_fight_ends_in_sysctl_fight_not_a_loop() {
     assert!((3..=4).contains(&n), "corrected {n} times before giving up");
     // No more corrections once fighting; the status file follows the log line.
     let state = |d: &Daemon| -> Option<String> {
-        let st = d.status()?;
-        let k = st["keys"]
-            .as_array()?
-            .iter()
-            .find(|k| k["key"] == "net.core.somaxconn")?
-            .clone();
-        k["state"].as_str().map(str::to_string)
+        d.key_field("net.core.somaxconn", "state")?
+            .as_str()
+            .map(str::to_string)
     };
     assert!(
         wait_until(5, || state(&d).as_deref() == Some("fight")),
@@ -598,13 +594,9 @@ fn status_use_and_profile_file_changes() {
         "[profile]\ninclude = [\"base\"]\n[sysctl]\n\"net.core.somaxconn\" = 32768\n",
     );
     let want = |d: &Daemon| -> Option<String> {
-        let st = d.status()?;
-        let k = st["keys"]
-            .as_array()?
-            .iter()
-            .find(|k| k["key"] == "net.core.somaxconn")?
-            .clone();
-        k["want"].as_str().map(str::to_string)
+        d.key_field("net.core.somaxconn", "want")?
+            .as_str()
+            .map(str::to_string)
     };
     assert!(
         wait_until(15, || want(&d).as_deref() == Some("32768")),
