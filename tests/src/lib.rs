@@ -282,7 +282,9 @@ impl Daemon {
     pub fn start(prefix: &[&str], args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("stderr.log");
-        let state = dir.path().join("state");
+        // A test may pass its own --state-dir=DIR (to share one with the CLI).
+        let own_state = args.iter().find_map(|a| a.strip_prefix("--state-dir="));
+        let state = own_state.map_or_else(|| dir.path().join("state"), PathBuf::from);
         let mut cmd = if prefix.is_empty() {
             Command::new(bin())
         } else {
@@ -290,10 +292,11 @@ impl Daemon {
             c.args(&prefix[1..]).arg(bin());
             c
         };
-        cmd.arg("run")
-            .args(args)
-            .arg(format!("--state-dir={}", state.display()))
-            .envs(env.iter().copied())
+        cmd.arg("run").args(args);
+        if own_state.is_none() {
+            cmd.arg(format!("--state-dir={}", state.display()));
+        }
+        cmd.envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
         let child = cmd.spawn().expect("start nodetune run");

@@ -1,6 +1,6 @@
 //! Global keys, files and failure handling, through a stand-in sysctl root in a temporary tree.
 
-use nodetune_e2e::{have_tool, is_root, require, run_cmd, FakeHost};
+use nodetune_e2e::{have_tool, is_root, require, run_cmd, wait_until, FakeHost};
 use std::process::Command;
 
 fn profile(h: &FakeHost, name: &str, text: &str) {
@@ -330,6 +330,52 @@ fn unwritable_state_dir_refuses_before_writing() {
 }
 
 #[test]
+fn full_state_disk_refuses_before_writing() {
+    // A real full filesystem: a 64 KiB tmpfs, filled up, mounted over the state directory in
+    // a private mount namespace (the host's mounts are untouched, and it vanishes with it).
+    if !require(
+        is_root() && have_tool("unshare"),
+        "root and unshare (mount namespace)",
+    ) {
+        return;
+    }
+    let h = FakeHost::new();
+    std::fs::create_dir_all(h.path("state")).unwrap();
+    profile(&h, "s", "[sysctl]\n\"net.core.somaxconn\" = 65535\n");
+    let before = h.snapshot();
+    let script = r#"mount -t tmpfs -o size=64k,nr_inodes=64 tmpfs "$NODETUNE_STATE_DIR" || exit 99
+dd if=/dev/zero of="$NODETUNE_STATE_DIR/fill" bs=4k 2>/dev/null
+df -k "$NODETUNE_STATE_DIR" | tail -1 >&2
+exec "$0" apply -p s"#;
+    let r = run_cmd(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", script])
+            .arg(nodetune_e2e::bin())
+            .env("NODETUNE_SYSCTL_ROOT", h.path("sys"))
+            .env("NODETUNE_PROCFS", h.path("proc"))
+            .env("NODETUNE_SYSFS", h.path("sysfs"))
+            .env("NODETUNE_ROOT", h.path("root"))
+            .env("NODETUNE_STATE_DIR", h.path("state")),
+    );
+    assert_ne!(r.code, 99, "mount failed: {}", r.stderr);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(" 100% ") || r.stderr.contains(" 0 100%"),
+        "the tmpfs was not full: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("is not writable, so originals cannot be saved; nothing was changed")
+            && r.stderr.contains("No space left on device"),
+        "{}",
+        r.stderr
+    );
+    // Nothing changed: not the kernel keys, not the (host-visible) state directory.
+    assert_eq!(h.snapshot(), before);
+}
+
+#[test]
 fn use_sets_the_active_profile() {
     let h = FakeHost::new();
     let r = h.run(&["plan"]);
@@ -354,8 +400,9 @@ fn use_sets_the_active_profile() {
     assert_eq!(v["profile"], "api-node");
 }
 
-#[test]
-fn kill_9_mid_apply_keeps_originals_and_revert_restores() {
+/// Starts `apply` of profile "k", kills it with SIGKILL after two of its three keys are
+/// written, and checks the originals on disk; then the hung "kernel" key behaves again.
+fn killed_apply() -> FakeHost {
     // A FIFO stands in for a key whose write hangs: the plan reads it once (a helper thread
     // feeds the value), then apply blocks opening it for writing, after the keys sorted
     // before it were written. The process is killed there.
@@ -416,9 +463,15 @@ fn kill_9_mid_apply_keeps_originals_and_revert_restores() {
             ("net.ipv4.tcp_tw_reuse".into(), "2\n".into()),
         ]
     );
-    // Restart: the "kernel" key never changed; revert brings back a known state.
     std::fs::remove_file(&fifo).unwrap();
     h.write("sys/net/ipv4/tcp_tw_reuse", "2\n");
+    h
+}
+
+#[test]
+fn kill_9_mid_apply_keeps_originals_and_revert_restores() {
+    let h = killed_apply();
+    // Restart: the "kernel" key never changed; revert brings back a known state.
     let r = h.run(&["revert"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(h.sysctl("fs.file-max"), "9223372036854775807\n");
@@ -427,6 +480,39 @@ fn kill_9_mid_apply_keeps_originals_and_revert_restores() {
     // Or apply again: the profile ends fully applied.
     assert_eq!(h.run(&["apply", "-p", "k"]).code, 0);
     assert_eq!(h.run(&["check", "-p", "k"]).code, 0);
+}
+
+#[test]
+fn kill_9_mid_apply_then_daemon_restart_ends_applied() {
+    let h = killed_apply();
+    // Restart the daemon in enforce mode: it ends with the profile fully applied, and the
+    // originals saved by the killed apply are kept (a later revert still restores the values
+    // from before any nodetune write, not the half-applied ones).
+    let d = h.daemon(
+        &[
+            &format!("--state-dir={}", h.path("state").display()),
+            "--profile=k",
+            "--mode=enforce",
+            "--web.listen-address=127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert!(
+        wait_until(20, || {
+            h.sysctl("net.ipv4.tcp_tw_reuse") == "1\n" && h.sysctl("fs.file-max") == "2000000\n"
+        }),
+        "the restarted daemon did not apply the profile:\n{}",
+        d.stderr()
+    );
+    d.addr(); // the status document is written once the daemon handles signals
+    let (code, log) = d.stop();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(h.run(&["check", "-p", "k"]).code, 0);
+    let r = h.run(&["revert"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(h.sysctl("fs.file-max"), "9223372036854775807\n");
+    assert_eq!(h.sysctl("net.core.somaxconn"), "4096\n");
+    assert_eq!(h.sysctl("net.ipv4.tcp_tw_reuse"), "2\n");
 }
 
 fn nix_mkfifo(path: &std::path::Path) {
