@@ -373,17 +373,33 @@ impl Drop for Daemon {
 
 /// A plain HTTP/1.1 GET; returns (status, headers, body).
 pub fn http_get(addr: &str, path: &str, headers: &[&str]) -> Option<(u16, String, Vec<u8>)> {
+    http_request(addr, "GET", path, headers, b"")
+}
+
+/// An HTTP/1.1 request with any method and body; returns (status, headers, body).
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &[u8],
+) -> Option<(u16, String, Vec<u8>)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .ok()?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
     for h in headers {
         req.push_str(h);
         req.push_str("\r\n");
     }
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).ok()?;
+    let mut req = req.into_bytes();
+    req.extend_from_slice(body);
+    s.write_all(&req).ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
     let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;

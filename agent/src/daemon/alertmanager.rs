@@ -2,6 +2,7 @@
 //! alerts are re-sent on every evaluation, as Alertmanager expects; a resolved alert is sent
 //! once with its end time.
 
+use base64::Engine;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -63,24 +64,64 @@ pub fn body(alerts: &[Alert], instance: &str, now: SystemTime) -> Value {
     Value::Array(list)
 }
 
-/// Splits `http://host:port/prefix` into (host:port, path prefix).
-fn split_url(url: &str) -> anyhow::Result<(String, String)> {
-    let rest = url
-        .strip_prefix("http://")
-        .with_context(|| format!("{url}: only http:// Alertmanager URLs are supported"))?;
+/// Where to post: `host:port`, a path prefix, and basic-auth credentials from the URL's
+/// userinfo (`http://user:password@host/`), if any.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    host: String,
+    path: String,
+    auth: Option<String>,
+}
+
+/// Splits `http://[user:password@]host:port/prefix`.
+fn split_url(url: &str) -> anyhow::Result<Target> {
+    let rest = url.strip_prefix("http://").with_context(|| {
+        format!(
+            "{}: only http:// Alertmanager URLs are supported",
+            redact_url(url)
+        )
+    })?;
     let (host, path) = match rest.find('/') {
         Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
         None => (rest, ""),
+    };
+    let (auth, host) = match host.rsplit_once('@') {
+        Some((userinfo, host)) => (
+            Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(userinfo)
+            )),
+            host,
+        ),
+        None => (None, host),
     };
     let host = if host.contains(':') {
         host.to_string()
     } else {
         format!("{host}:80")
     };
-    Ok((host, path.to_string()))
+    Ok(Target {
+        host,
+        path: path.to_string(),
+        auth,
+    })
 }
 
-async fn post_once(host: &str, path: &str, body: &Bytes) -> anyhow::Result<()> {
+/// The URL as it may appear in logs: a password in it is replaced by `***`.
+fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_string(),
+    }
+}
+
+async fn post_once(t: &Target, body: &Bytes) -> anyhow::Result<()> {
+    let host = t.host.as_str();
     let stream = tokio::net::TcpStream::connect(host)
         .await
         .with_context(|| format!("connecting to {host}"))?;
@@ -91,9 +132,13 @@ async fn post_once(host: &str, path: &str, body: &Bytes) -> anyhow::Result<()> {
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let req = hyper::Request::post(format!("{path}/api/v2/alerts"))
+    let mut req = hyper::Request::post(format!("{}/api/v2/alerts", t.path))
         .header("host", host)
-        .header("content-type", "application/json")
+        .header("content-type", "application/json");
+    if let Some(auth) = &t.auth {
+        req = req.header("authorization", auth);
+    }
+    let req = req
         .body(Full::new(body.clone()))
         .context("building request")?;
     let resp = sender.send_request(req).await.context("sending alerts")?;
@@ -118,14 +163,14 @@ pub async fn push(url: &str, alerts: &[Alert], instance: &str) -> anyhow::Result
     if alerts.is_empty() {
         return Ok(());
     }
-    let (host, path) = split_url(url)?;
+    let target = split_url(url)?;
     let body = Bytes::from(body(alerts, instance, SystemTime::now()).to_string());
     let mut last = None;
     for attempt in 0..3u32 {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
         }
-        match tokio::time::timeout(Duration::from_secs(10), post_once(&host, &path, &body)).await {
+        match tokio::time::timeout(Duration::from_secs(10), post_once(&target, &body)).await {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(e)) => last = Some(e),
             Err(_) => last = Some(anyhow::anyhow!("timed out after 10 s")),
@@ -133,7 +178,7 @@ pub async fn push(url: &str, alerts: &[Alert], instance: &str) -> anyhow::Result
     }
     Err(last
         .unwrap_or_else(|| anyhow::anyhow!("no attempt made"))
-        .context(format!("pushing alerts to {url}")))
+        .context(format!("pushing alerts to {}", redact_url(url))))
 }
 
 #[cfg(test)]
@@ -151,14 +196,29 @@ mod tests {
             rfc3339(UNIX_EPOCH + Duration::from_secs(951_825_600)),
             "2000-02-29T12:00:00Z"
         );
+        let t = |host: &str, path: &str, auth: Option<&str>| Target {
+            host: host.into(),
+            path: path.into(),
+            auth: auth.map(Into::into),
+        };
         assert_eq!(
             split_url("http://127.0.0.1:9093").unwrap(),
-            ("127.0.0.1:9093".into(), String::new())
+            t("127.0.0.1:9093", "", None)
         );
         assert_eq!(
             split_url("http://am/prefix/").unwrap(),
-            ("am:80".into(), "/prefix".into())
+            t("am:80", "/prefix", None)
         );
-        assert!(split_url("https://am").is_err());
+        assert_eq!(
+            split_url("http://ops:p@ss@am:9093/x").unwrap(),
+            t("am:9093", "/x", Some("Basic b3BzOnBAc3M="))
+        );
+        let e = format!("{:#}", split_url("https://ops:hunter2@am").unwrap_err());
+        assert!(!e.contains("hunter2") && e.contains("ops:***@am"), "{e}");
+        assert_eq!(
+            redact_url("http://ops:hunter2@am:9093/p"),
+            "http://ops:***@am:9093/p"
+        );
+        assert_eq!(redact_url("http://am:9093/p@x"), "http://am:9093/p@x");
     }
 }

@@ -129,6 +129,14 @@ async fn route(
         );
         return r;
     }
+    // Read-only by construction: nothing here can change state, and other methods are
+    // refused so that no proxy or client can mistake the endpoint for an API that does.
+    if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+        r.headers_mut()
+            .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
     let path = req.uri().path();
     if path != ep.telemetry_path {
         if path == "/" {

@@ -156,6 +156,22 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
 
 /// Loads a web-config file. Relative paths in it are relative to the file, as in
 /// exporter-toolkit.
+/// serde quotes the offending value in type errors (`invalid type: string "…"`); in this file
+/// that value may be a password hash or a mistyped password, and errors go to the journal.
+fn redact_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut parts = msg.split('"');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for (i, part) in parts.enumerate() {
+        // Odd pieces are inside quotes.
+        out.push('"');
+        out.push_str(if i % 2 == 0 { "<redacted>" } else { part });
+    }
+    out
+}
+
 pub fn load(path: &Path) -> anyhow::Result<Settings> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -164,7 +180,7 @@ pub fn load(path: &Path) -> anyhow::Result<Settings> {
             .location()
             .map(|l| format!(":{}:{}", l.line(), l.column()))
             .unwrap_or_default();
-        anyhow::anyhow!("{}{at}: {e}", path.display())
+        anyhow::anyhow!("{}{at}: {}", path.display(), redact_quoted(&e.to_string()))
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     for (user, hash) in &f.basic_auth_users {
@@ -303,6 +319,19 @@ impl Watched {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_in_parse_errors_are_redacted() {
+        assert_eq!(
+            redact_quoted(r#"invalid type: string "hunter2", expected a map"#),
+            r#"invalid type: string "<redacted>", expected a map"#
+        );
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("web.yml");
+        std::fs::write(&p, "basic_auth_users: \"pw-HUNTER2\"\n").unwrap();
+        let e = format!("{:#}", load(&p).err().unwrap());
+        assert!(!e.contains("HUNTER2") && e.contains("web.yml:1:"), "{e}");
+    }
 
     #[test]
     fn basic_auth_and_errors() {

@@ -1,0 +1,168 @@
+//! Security properties of the running daemon: the HTTP endpoint never changes state, and
+//! credentials never reach the logs, the metrics or the state directory.
+
+use nodetune_e2e::{http_get, http_request, wait_until, Daemon, FakeHost};
+
+/// bcrypt hash of "s3cret", cost 10 (made with Python's crypt, METHOD_BLOWFISH).
+const HASH: &str = "$2b$10$ZwQesbPsIsa99zuXWvWOK.K7rlYaK7N7CFvdSPWjPcrLmV.7D6NCG";
+/// `prometheus:s3cret`, base64.
+const GOOD: &str = "Authorization: Basic cHJvbWV0aGV1czpzM2NyZXQ=";
+/// `prometheus:Wr0ngPassw0rd`, base64.
+const BAD: &str = "Authorization: Basic cHJvbWV0aGV1czpXcjBuZ1Bhc3N3MHJk";
+
+/// A daemon enforcing a profile on a stand-in host, with basic auth, its state directory
+/// inside the host tree so that one snapshot covers kernel keys, files and state.
+fn start(h: &FakeHost) -> Daemon {
+    h.write(
+        "root/etc/nodetune/profiles.d/s.toml",
+        "[sysctl]\n\"net.core.somaxconn\" = 65535\n\"fs.file-max\" = 2000000\n",
+    );
+    h.write(
+        "root/etc/nodetune/web.yml",
+        &format!("basic_auth_users:\n  prometheus: {HASH}\n"),
+    );
+    let d = h.daemon(
+        &[
+            &format!("--state-dir={}", h.path("state").display()),
+            &format!(
+                "--web.config.file={}",
+                h.path("root/etc/nodetune/web.yml").display()
+            ),
+            "--profile=s",
+            "--mode=enforce",
+            "--web.listen-address=127.0.0.1:0",
+            "--collector.disable-defaults",
+            "--collector.loadavg",
+        ],
+        &[],
+    );
+    d.addr();
+    assert!(
+        wait_until(20, || h.sysctl("net.core.somaxconn") == "65535\n"),
+        "{}",
+        d.stderr()
+    );
+    d
+}
+
+/// Everything in the host tree but the daemon's status document (rewritten as it runs).
+fn snapshot(h: &FakeHost) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut s = h.snapshot();
+    s.retain(|(p, _)| !p.ends_with("daemon.json"));
+    s
+}
+
+#[test]
+fn the_endpoint_never_changes_state() {
+    let h = FakeHost::new();
+    let d = start(&h);
+    let addr = d.addr();
+    let before = snapshot(&h);
+    let paths = [
+        "/",
+        "/metrics",
+        "/metrics?collect[]=loadavg",
+        "/-/reload",
+        "/-/quit",
+        "/api/v1/apply?profile=s",
+        "/revert",
+        "/metrics/../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "//etc/passwd",
+    ];
+    let body = b"[sysctl]\n\"net.core.somaxconn\" = 128\n";
+    let mut tried = 0;
+    for method in [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE",
+    ] {
+        for path in paths {
+            // A wrong password costs a bcrypt check (slow on purpose): one path is enough.
+            let auths: &[&str] = if path == "/metrics" {
+                &[GOOD, BAD, ""]
+            } else {
+                &[GOOD, ""]
+            };
+            for &auth in auths {
+                let headers: Vec<&str> = [auth].into_iter().filter(|a| !a.is_empty()).collect();
+                let (status, head, resp) = http_request(&addr, method, path, &headers, body)
+                    .unwrap_or_else(|| panic!("{method} {path}: no answer"));
+                tried += 1;
+                let want = match (auth == GOOD, method) {
+                    (false, _) => 401,
+                    (true, "GET" | "HEAD") if path.starts_with("/metrics?") => 200,
+                    (true, "GET" | "HEAD") if path == "/" || path == "/metrics" => 200,
+                    (true, "GET" | "HEAD") => 404,
+                    (true, _) => 405,
+                };
+                assert_eq!(status, want, "{method} {path} ({auth}): {head}");
+                if status == 405 {
+                    assert!(head.contains("allow: GET, HEAD"), "{head}");
+                }
+                let text = String::from_utf8_lossy(&resp);
+                assert!(
+                    !text.contains("root:x:0:0"),
+                    "{method} {path} served a file"
+                );
+            }
+        }
+    }
+    assert_eq!(tried, 8 * (10 * 2 + 1));
+    // The profile's values, every other key, the state directory: byte for byte the same.
+    assert_eq!(snapshot(&h), before);
+    assert_eq!(h.sysctl("net.core.somaxconn"), "65535\n");
+    let (code, log) = d.stop();
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn credentials_never_reach_logs_metrics_or_state() {
+    let h = FakeHost::new();
+    let d = start(&h);
+    let addr = d.addr();
+    for auth in [GOOD, BAD, "Authorization: Basic bm9ib2R5OnMzY3JldA=="] {
+        http_get(&addr, "/metrics", &[auth]).expect("answer");
+    }
+    let (status, _, metrics) = http_get(&addr, "/metrics", &[GOOD]).expect("answer");
+    assert_eq!(status, 200);
+    // A broken new web config that carries a secret where the users' map should be: the
+    // error is logged (with file, line and column) and the old settings stay, without the value.
+    h.write(
+        "root/etc/nodetune/web.yml",
+        "basic_auth_users: \"prometheus:Sup3rS3cretPlain\"\n",
+    );
+    assert!(
+        wait_until(20, || {
+            http_get(&addr, "/metrics", &[GOOD]).map(|r| r.0) == Some(200)
+                && d.stderr().contains("web config changed but is invalid")
+        }),
+        "{}",
+        d.stderr()
+    );
+    assert_eq!(http_get(&addr, "/metrics", &[BAD]).map(|r| r.0), Some(401));
+    let (code, log) = d.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("web.yml:1:"), "{log}");
+
+    let mut places = vec![("log".to_string(), log.into_bytes())];
+    places.push(("metrics".into(), metrics));
+    for (p, content) in h.snapshot() {
+        if p.starts_with(h.path("state")) {
+            places.push((p.display().to_string(), content));
+        }
+    }
+    let secrets = [
+        "s3cret",
+        "Wr0ngPassw0rd",
+        "Sup3rS3cretPlain",
+        "cHJvbWV0aGV1czpzM2NyZXQ",
+        "cHJvbWV0aGV1czpXcjBuZ1Bhc3N3MHJk",
+        &HASH[7..],
+    ];
+    for (place, content) in &places {
+        let text = String::from_utf8_lossy(content);
+        for s in secrets {
+            assert!(!text.contains(s), "{s:?} appears in {place}");
+        }
+    }
+    assert!(places.len() > 2, "the state directory has files to check");
+}
