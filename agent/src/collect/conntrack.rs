@@ -70,7 +70,7 @@ impl Collector for Conntrack {
             gauge(out, name, help, v);
         }
         let path = self.procfs.join("net/stat/nf_conntrack");
-        let text = match std::fs::read_to_string(&path) {
+        let text = match util::read_text(&path) {
             Ok(t) => t,
             // node_exporter still exports the table size then (and flags the scrape); the
             // size and limit matter most, so keep them and report success.

@@ -8,17 +8,16 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use regex::Regex;
 
 use super::{util, Collector, Family, MetricType, Options};
 
 /// Protocol → field → raw value. A protocol seen again replaces the earlier one (as the Go
 /// maps node_exporter merges into do).
-pub type Stats = BTreeMap<String, BTreeMap<String, String>>;
+pub type Stats<'a> = BTreeMap<&'a str, BTreeMap<&'a str, &'a str>>;
 
 /// Parses "Proto: a b c" / "Proto: 1 2 3" line pairs, the format of /proc/net/netstat and
 /// /proc/net/snmp.
-pub fn parse_pairs(text: &str) -> anyhow::Result<Stats> {
+pub fn parse_pairs(text: &str) -> anyhow::Result<Stats<'_>> {
     let mut out = Stats::new();
     let mut lines = text.lines();
     while let Some(header) = lines.next() {
@@ -38,16 +37,16 @@ pub fn parse_pairs(text: &str) -> anyhow::Result<Stats> {
         let fields = names[1..]
             .iter()
             .zip(&vals[1..])
-            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .map(|(n, v)| (*n, *v))
             .collect();
-        out.insert(proto.to_string(), fields);
+        out.insert(proto, fields);
     }
     Ok(out)
 }
 
 /// Parses snmp6 "Ip6InOctets 123" lines: the protocol is the name up to its first '6'; lines
 /// without a '6' or a value are skipped.
-pub fn parse_snmp6(text: &str) -> Stats {
+pub fn parse_snmp6(text: &str) -> Stats<'_> {
     let mut out = Stats::new();
     for l in text.lines() {
         let mut it = l.split_whitespace();
@@ -55,43 +54,52 @@ pub fn parse_snmp6(text: &str) -> Stats {
             continue;
         };
         let Some(i) = name.find('6') else { continue };
-        out.entry(name[..=i].to_string())
+        out.entry(&name[..=i])
             .or_default()
-            .insert(name[i + 1..].to_string(), value.to_string());
+            .insert(&name[i + 1..], value);
     }
     out
 }
 
 struct Netstat {
     procfs: PathBuf,
-    fields: Regex,
+    fields: util::FieldFilter,
 }
 
 impl Netstat {
-    fn read(&self, rel: &str) -> anyhow::Result<Stats> {
-        let path = self.procfs.join(rel);
-        parse_pairs(&util::read(&path)?).with_context(|| format!("parsing {}", path.display()))
+    fn read(&self, rel: &str) -> anyhow::Result<String> {
+        util::read(&self.procfs.join(rel))
     }
 }
 
 impl Collector for Netstat {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let mut stats = self.read("net/netstat")?;
-        stats.extend(self.read("net/snmp")?);
+        let (netstat, snmp) = (self.read("net/netstat")?, self.read("net/snmp")?);
+        let parse = |rel: &str, text| {
+            parse_pairs(text)
+                .with_context(|| format!("parsing {}", self.procfs.join(rel).display()))
+        };
+        let mut stats = parse("net/netstat", &netstat)?;
+        stats.extend(parse("net/snmp", &snmp)?);
         let snmp6 = self.procfs.join("net/snmp6");
-        match std::fs::read_to_string(&snmp6) {
-            Ok(text) => stats.extend(parse_snmp6(&text)),
+        let snmp6 = match util::read_text(&snmp6) {
+            Ok(text) => text,
             // No IPv6 in this kernel.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", snmp6.display())),
-        }
+        };
+        stats.extend(parse_snmp6(&snmp6));
+        let mut key = String::new();
         for (proto, fields) in &stats {
             for (field, value) in fields {
                 // Every value must parse, selected or not, as in node_exporter.
                 let v: f64 = value
                     .parse()
                     .with_context(|| format!("invalid value {value:?} in netstats"))?;
-                let key = format!("{proto}_{field}");
+                key.clear();
+                key.push_str(proto);
+                key.push('_');
+                key.push_str(field);
                 if !self.fields.is_match(&key) {
                     continue;
                 }
@@ -111,7 +119,7 @@ impl Collector for Netstat {
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Netstat {
         procfs: opts.procfs.clone(),
-        fields: Regex::new(&opts.netstat_fields).context("--collector.netstat.fields")?,
+        fields: util::FieldFilter::new(&opts.netstat_fields, "collector.netstat.fields")?,
     }))
 }
 
@@ -131,7 +139,11 @@ mod tests {
         }
         let c = Netstat {
             procfs: d.path().to_path_buf(),
-            fields: Regex::new(fields.unwrap_or(super::super::options::NETSTAT_FIELDS)).unwrap(),
+            fields: util::FieldFilter::new(
+                fields.unwrap_or(super::super::options::NETSTAT_FIELDS),
+                "f",
+            )
+            .unwrap(),
         };
         let mut out = Vec::new();
         c.collect(&mut out)?;

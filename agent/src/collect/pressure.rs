@@ -61,16 +61,18 @@ impl Collector for Pressure {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         // Like node_exporter: PSI missing altogether (kernel without it) is an error.
         let cpu = util::read(&self.dir.join("cpu"))?;
+        // Each file holds both its "some" and "full" lines: read it once.
+        let mut files: Vec<(&str, Option<String>)> = vec![("cpu", Some(cpu))];
         for (res, kind, name, help) in SERIES {
-            let text = if *res == "cpu" {
-                cpu.clone()
-            } else {
-                match std::fs::read_to_string(self.dir.join(res)) {
-                    Ok(t) => t,
-                    Err(_) => continue,
+            let i = match files.iter().position(|(r, _)| r == res) {
+                Some(i) => i,
+                None => {
+                    files.push((res, util::read_text(&self.dir.join(res)).ok()));
+                    files.len() - 1
                 }
             };
-            if let Some(v) = total(&text, kind) {
+            let Some(text) = &files[i].1 else { continue };
+            if let Some(v) = total(text, kind) {
                 let mut f = Family::new(*name, *help, MetricType::Counter);
                 f.push(&[], v);
                 out.push(f);

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::{Collector, Family, MetricType, Options};
+use super::{util, Collector, Family, MetricType, Options};
 
 /// Optional per-protocol fields, in node_exporter's order.
 const FIELDS: &[&str] = &["orphan", "tw", "alloc", "mem", "memory"];
@@ -94,7 +94,7 @@ impl Collector for Sockstat {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         for (file, ipv6) in [("net/sockstat", false), ("net/sockstat6", true)] {
             let path = self.procfs.join(file);
-            let text = match std::fs::read_to_string(&path) {
+            let text = match util::read_text(&path) {
                 Ok(t) => t,
                 // IPv4 or IPv6 disabled in this kernel: nothing to report for it.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,

@@ -7,7 +7,30 @@ use anyhow::Context;
 
 /// Reads a whole (small) file with context in the error.
 pub fn read(path: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    read_text(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// `std::fs::read_to_string` for /proc and /sys: those report a size of 0, so the standard
+/// version's size probe and small first reads only add system calls. Reading into an 8 KiB
+/// buffer takes most files in one `read()` plus the one that sees the end.
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = Vec::new();
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize((buf.len() * 2).max(8192), 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
 }
 
 /// Reads a sysfs attribute with one raw `read()` into a small buffer: some hwmon drivers
@@ -22,4 +45,33 @@ pub fn read_attr(path: &Path) -> std::io::Result<String> {
 /// Reads a sysfs attribute as a number.
 pub fn read_num(path: &Path) -> Option<f64> {
     read_attr(path).ok()?.parse::<f64>().ok()
+}
+
+/// A `--collector.X.fields` regex whose answers are remembered: field names come from a small
+/// fixed set (the kernel's), so each is matched once instead of once per scrape.
+pub struct FieldFilter {
+    re: regex::Regex,
+    memo: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+}
+
+impl FieldFilter {
+    pub fn new(pattern: &str, flag: &str) -> anyhow::Result<FieldFilter> {
+        Ok(FieldFilter {
+            re: regex::Regex::new(pattern).with_context(|| format!("--{flag}"))?,
+            memo: Default::default(),
+        })
+    }
+
+    pub fn is_match(&self, name: &str) -> bool {
+        let mut memo = self.memo.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(&hit) = memo.get(name) {
+            return hit;
+        }
+        let hit = self.re.is_match(name);
+        // Bounded even if a broken file invents names on every read.
+        if memo.len() < 4096 {
+            memo.insert(name.to_string(), hit);
+        }
+        hit
+    }
 }

@@ -3,14 +3,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use regex::Regex;
-
 use super::{util, Collector, Family, MetricType, Options};
 
 struct Vmstat {
     path: PathBuf,
-    fields: Regex,
+    fields: util::FieldFilter,
 }
 
 impl Collector for Vmstat {
@@ -42,6 +39,6 @@ impl Collector for Vmstat {
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Vmstat {
         path: opts.procfs.join("vmstat"),
-        fields: Regex::new(&opts.vmstat_fields).context("--collector.vmstat.fields")?,
+        fields: util::FieldFilter::new(&opts.vmstat_fields, "collector.vmstat.fields")?,
     }))
 }

@@ -180,35 +180,29 @@ async fn route(
     let format = Format::negotiate(header(ACCEPT));
     let gzip =
         header(ACCEPT_ENCODING).is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-    let work = ep.clone();
-    let body = tokio::task::spawn_blocking(move || {
-        let keep = |name: &str| match &selection {
-            None => true,
-            Some((true, names)) => names.iter().any(|n| n == name),
-            Some((false, names)) => !names.iter().any(|n| n == name),
-        };
-        let mut fams = work.scraper.scrape(&keep);
-        if let Some(extra) = &work.extra {
-            fams.extend(extra());
-        }
-        let fams = encode::normalize(fams);
-        let mut out = String::with_capacity(64 * 1024);
-        encode::encode(&fams, format, &mut out);
-        if gzip {
-            let mut z = flate2::write::GzEncoder::new(
-                Vec::with_capacity(out.len() / 4),
-                flate2::Compression::fast(),
-            );
-            let _ = z.write_all(out.as_bytes());
-            z.finish().unwrap_or_default()
-        } else {
-            out.into_bytes()
-        }
-    })
-    .await;
+    let keep = |name: &str| match &selection {
+        None => true,
+        Some((true, names)) => names.iter().any(|n| n == name),
+        Some((false, names)) => !names.iter().any(|n| n == name),
+    };
+    // The collectors run on the worker pool; this task just waits for them.
+    let mut fams = ep.scraper.scrape_async(&keep).await;
     drop(permit);
-    let Ok(body) = body else {
-        return text(StatusCode::INTERNAL_SERVER_ERROR, "scrape failed\n");
+    if let Some(extra) = &ep.extra {
+        fams.extend(extra());
+    }
+    let fams = encode::normalize(fams);
+    let mut out = String::with_capacity(64 * 1024);
+    encode::encode(&fams, format, &mut out);
+    let body = if gzip {
+        let mut z = flate2::write::GzEncoder::new(
+            Vec::with_capacity(out.len() / 4),
+            flate2::Compression::fast(),
+        );
+        let _ = z.write_all(out.as_bytes());
+        z.finish().unwrap_or_default()
+    } else {
+        out.into_bytes()
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     r.headers_mut().insert(
