@@ -166,3 +166,26 @@ fn credentials_never_reach_logs_metrics_or_state() {
     }
     assert!(places.len() > 2, "the state directory has files to check");
 }
+
+#[test]
+fn key_paths_cannot_escape_the_sysctl_root() {
+    let h = FakeHost::new();
+    // What a write through the escaping key would create, next to the sysctl root.
+    let target = h.path("pwned");
+    h.write(
+        "root/etc/nodetune/profiles.d/e.toml",
+        "[unchecked]\n\"net/../../pwned\" = 1\n\"net.core..x\" = 2\n\"/etc/passwd\" = 3\n",
+    );
+    let before = h.snapshot();
+    let r = h.run(&["apply", "-p", "e"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    for line in [
+        "e.toml:2:1: net/../../pwned: a key cannot have empty or \"..\" components",
+        "e.toml:3:1: net.core..x: a key cannot have empty or \"..\" components",
+        "e.toml:4:1: /etc/passwd:",
+    ] {
+        assert!(r.stderr.contains(line), "{line}\n{}", r.stderr);
+    }
+    assert!(!target.exists());
+    assert_eq!(h.snapshot(), before, "nothing written anywhere in the tree");
+}
