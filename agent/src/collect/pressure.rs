@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use super::{util, Collector, Family, MetricType, Options};
 
 struct Pressure {
@@ -65,9 +67,19 @@ impl Collector for Pressure {
             let text = if *res == "cpu" {
                 cpu.clone()
             } else {
-                match std::fs::read_to_string(self.dir.join(res)) {
+                let path = self.dir.join(res);
+                match std::fs::read_to_string(&path) {
                     Ok(t) => t,
-                    Err(_) => continue,
+                    // Older kernels lack irq, and a resource's accounting can be switched
+                    // off (EOPNOTSUPP): skip what is absent or disabled.
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::NotFound
+                            || e.raw_os_error() == Some(libc::EOPNOTSUPP) =>
+                    {
+                        continue
+                    }
+                    // Any other error fails the collector, as node_exporter's does.
+                    Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
                 }
             };
             if let Some(v) = total(&text, kind) {
