@@ -35,8 +35,11 @@ struct Cpu {
     flags: Option<Regex>,
     bugs: Option<Regex>,
     user_hz: f64,
-    /// Read once at start, as node_exporter does: the list only changes at boot.
-    isolated: Option<Vec<u32>>,
+    /// Read once, as node_exporter does: the list only changes at boot. `None` until a read
+    /// succeeds (absent counts as read): an I/O error is retried each scrape and fails the
+    /// collector, rather than keeping the whole daemon from starting.
+    isolated: Mutex<Option<Option<Vec<u32>>>>,
+    isolated_path: PathBuf,
     /// Last exported times per CPU, so a counter that steps back is held, not exported.
     last: Mutex<HashMap<u32, Times>>,
 }
@@ -375,7 +378,14 @@ impl Collector for Cpu {
             self.cpuinfo(out)?;
         }
         self.stat(out)?;
-        if let Some(isolated) = &self.isolated {
+        let isolated = {
+            let mut known = self.isolated.lock().unwrap_or_else(|p| p.into_inner());
+            if known.is_none() {
+                *known = Some(read_isolated(&self.isolated_path)?);
+            }
+            known.clone().flatten()
+        };
+        if let Some(isolated) = &isolated {
             let mut f = Family::new(
                 "node_cpu_isolated",
                 "Whether each core is isolated, information from /sys/devices/system/cpu/isolated.",
@@ -389,6 +399,15 @@ impl Collector for Cpu {
         self.throttles(out);
         self.online(out);
         Ok(())
+    }
+}
+
+/// The isolated CPUs; `None` when the kernel has no such file.
+fn read_isolated(path: &Path) -> anyhow::Result<Option<Vec<u32>>> {
+    match util::read_attr(path) {
+        Ok(list) => Ok(Some(cpu_list(&list))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 
@@ -414,11 +433,7 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
         "collector.cpu.info.bugs-include",
     )?;
     let isolated_path = opts.sysfs.join("devices/system/cpu/isolated");
-    let isolated = match util::read_attr(&isolated_path) {
-        Ok(list) => Some(cpu_list(&list)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("reading {}", isolated_path.display())),
-    };
+    let isolated = read_isolated(&isolated_path).ok();
     Ok(Box::new(Cpu {
         procfs: opts.procfs.clone(),
         sysfs: opts.sysfs.clone(),
@@ -429,7 +444,8 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
         flags,
         bugs,
         user_hz: if hz > 0 { hz as f64 } else { 100.0 },
-        isolated,
+        isolated: Mutex::new(isolated),
+        isolated_path,
         last: Mutex::new(HashMap::new()),
     }))
 }

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use super::{util, Collector, Family, MetricType, Options};
 
 struct Pressure {
@@ -67,7 +69,23 @@ impl Collector for Pressure {
             let i = match files.iter().position(|(r, _)| r == res) {
                 Some(i) => i,
                 None => {
-                    files.push((res, util::read_text(&self.dir.join(res)).ok()));
+                    let path = self.dir.join(res);
+                    let text = match util::read_text(&path) {
+                        Ok(t) => Some(t),
+                        // Older kernels lack irq, and a resource's accounting can be switched
+                        // off (EOPNOTSUPP): skip what is absent or disabled.
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::NotFound
+                                || e.raw_os_error() == Some(libc::EOPNOTSUPP) =>
+                        {
+                            None
+                        }
+                        // Any other error fails the collector, as node_exporter's does.
+                        Err(e) => {
+                            return Err(e).with_context(|| format!("reading {}", path.display()))
+                        }
+                    };
+                    files.push((res, text));
                     files.len() - 1
                 }
             };
