@@ -221,7 +221,21 @@ fn run(slot: &Slot) {
     }
     let t = Instant::now();
     let mut fams = Vec::new();
-    let ok = slot.collector.collect(&mut fams).is_ok();
+    // A bug in one collector must not take the daemon down: a panic fails this collector.
+    let ok = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        slot.collector.collect(&mut fams)
+    })) {
+        Ok(r) => r.is_ok(),
+        Err(_) => {
+            crate::daemon::log::log(
+                crate::daemon::log::Level::Error,
+                &format!("the {} collector panicked; it fails this scrape", slot.name),
+                &[],
+            );
+            fams.clear();
+            false
+        }
+    };
     let took = t.elapsed();
     let waiters = lock(&slot.flight)
         .take()
@@ -538,6 +552,33 @@ mod tests {
             }
             assert!(Instant::now() < deadline, "hung collectors never recovered");
         }
+    }
+
+    struct Panics;
+    impl Collector for Panics {
+        fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+            out.push(Family::new("half_done", "h", MetricType::Gauge));
+            panic!("a collector bug");
+        }
+    }
+
+    #[test]
+    fn a_panicking_collector_fails_alone() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let s = scraper(
+            vec![
+                ("bad", Box::new(Panics)),
+                ("good", Box::new(Fast("good", runs.clone()))),
+            ],
+            Duration::from_secs(5),
+        );
+        for _ in 0..3 {
+            let fams = s.scrape(&|_| true);
+            assert_eq!(success(&fams, "bad"), 0.0);
+            assert_eq!(success(&fams, "good"), 1.0);
+            assert!(!fams.iter().any(|f| f.name == "half_done"));
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
     }
 
     #[test]
