@@ -39,6 +39,11 @@ pub struct Args {
     /// Maximum number of parallel scrape requests; 0 disables the limit [default: 40].
     #[arg(long = "web.max-requests")]
     pub max_requests: Option<usize>,
+    /// Maximum number of open connections; at the limit the connection idle longest is closed
+    /// to admit a new one, 503 if every connection is busy [default: 1024; lowered to fit
+    /// RLIMIT_NOFILE].
+    #[arg(long = "web.max-connections", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
     /// exporter-toolkit web-config.yml: TLS, client certificates, basic auth, headers
     /// [default: from the configuration; none].
     #[arg(long = "web.config.file")]
@@ -104,6 +109,21 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
     let listen = a.listen_address.clone().unwrap_or(web.listen_address);
     let path = a.telemetry_path.clone().unwrap_or(web.telemetry_path);
     let max_requests = a.max_requests.unwrap_or(web.max_requests);
+    let wanted = a
+        .max_connections
+        .map(|n| n as usize)
+        .unwrap_or(web.max_connections);
+    // Thousands of connections need more descriptors than the usual soft limit of 1024.
+    let max_connections = http::fit_connection_cap(wanted, http::raise_nofile_limit());
+    if max_connections < wanted {
+        daemon::log::log(
+            daemon::log::Level::Warning,
+            &format!(
+                "max-connections lowered from {wanted} to {max_connections} to fit the open-files limit (RLIMIT_NOFILE)"
+            ),
+            &[],
+        );
+    }
     let web_config = a.web_config.clone().or(web.config_file.map(PathBuf::from));
     let web = crate::expose::webconfig::Watched::new(web_config)?;
     for w in a.collect.warnings() {
@@ -125,6 +145,7 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
         scraper,
         telemetry_path: path,
         max_requests,
+        max_connections,
         web,
         extra: Some(Arc::new(move || {
             extra_daemon

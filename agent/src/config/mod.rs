@@ -47,6 +47,8 @@ pub struct Web {
     pub telemetry_path: String,
     pub config_file: Option<String>,
     pub max_requests: usize,
+    /// Open connections at most; at the cap the idlest is dropped for a newcomer.
+    pub max_connections: usize,
     pub disable_exporter_metrics: bool,
 }
 
@@ -57,6 +59,7 @@ impl Default for Web {
             telemetry_path: "/metrics".into(),
             config_file: None,
             max_requests: 40,
+            max_connections: 1024,
             disable_exporter_metrics: false,
         }
     }
@@ -127,16 +130,24 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 impl Config {
     /// Parses configuration text; `file` names it in errors (`FILE:LINE:COLUMN: message`).
     pub fn parse(file: &str, text: &str) -> anyhow::Result<Config> {
-        toml::from_str::<Config>(text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|s| {
-                    let p = Pos::of(text, s.start);
-                    format!(":{}:{}", p.line, p.column)
-                })
-                .unwrap_or_default();
-            anyhow::anyhow!("{file}{at}: {}", e.message().trim())
-        })
+        toml::from_str::<Config>(text)
+            .map_err(|e| {
+                let at = e
+                    .span()
+                    .map(|s| {
+                        let p = Pos::of(text, s.start);
+                        format!(":{}:{}", p.line, p.column)
+                    })
+                    .unwrap_or_default();
+                anyhow::anyhow!("{file}{at}: {}", e.message().trim())
+            })
+            .and_then(|c| {
+                anyhow::ensure!(
+                    c.web.max_connections > 0,
+                    "{file}: [web] max-connections must be at least 1"
+                );
+                Ok(c)
+            })
     }
 
     /// Loads a file; a missing file at the default path means the embedded default.
@@ -166,6 +177,7 @@ mod tests {
         assert_eq!(c.mode, Mode::Audit, "the default must not change the host");
         assert_eq!(c.drift_interval, Duration::from_secs(1));
         assert_eq!(c.web.listen_address, ":9100");
+        assert_eq!(c.web.max_connections, Web::default().max_connections);
         assert!(!c.rollback_on_stop);
     }
 
@@ -188,6 +200,17 @@ mod tests {
                 .starts_with("n.toml:1:8: unknown variant `on`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn max_connections_is_at_least_one() {
+        let e = Config::parse("n.toml", "[web]\nmax-connections = 0\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "n.toml: [web] max-connections must be at least 1"
+        );
+        let c = Config::parse("n.toml", "[web]\nmax-connections = 8\n").unwrap();
+        assert_eq!(c.web.max_connections, 8);
     }
 
     #[test]

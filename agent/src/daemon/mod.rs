@@ -60,6 +60,8 @@ pub struct Daemon {
     listen: Vec<String>,
     /// Profile and config files seen at the last (re)load, to notice changes.
     signature: Vec<(PathBuf, SystemTime, u64)>,
+    /// Drift ticks run since start: shows the loop keeps its interval (e.g. under HTTP load).
+    drift_ticks: u64,
 }
 
 fn profile_choice(s: &Settings, cfg: &Config) -> anyhow::Result<(String, &'static str)> {
@@ -159,6 +161,7 @@ impl Daemon {
             saturation: None,
             listen: Vec::new(),
             signature,
+            drift_ticks: 0,
         };
         log::log(
             Level::Notice,
@@ -221,6 +224,7 @@ impl Daemon {
 
     /// One drift tick; logs every event. Returns true when anything changed.
     pub fn drift_tick(&mut self, now: Instant) -> bool {
+        self.drift_ticks += 1;
         let events = self.loaded.watch.tick(now);
         let profile = self.loaded.profile.clone();
         for e in &events {
@@ -350,6 +354,13 @@ impl Daemon {
             },
         );
         out.push(reload);
+        let mut ticks = Family::new(
+            "nodetune_drift_ticks_total",
+            "Drift-loop ticks run since start (one per drift interval while the loop keeps time).",
+            MetricType::Counter,
+        );
+        ticks.push(&[], self.drift_ticks as f64);
+        out.push(ticks);
         out
     }
 
