@@ -108,7 +108,7 @@ async fn handle(
     conn: Held,
     req: Request<Incoming>,
 ) -> Result<Resp, Infallible> {
-    let mut r = route(ep, sem, &web, conn, req).await;
+    let mut r = route(ep, sem, web.clone(), conn, req).await;
     for (k, v) in &web.headers {
         if let (Ok(k), Ok(v)) = (
             hyper::header::HeaderName::try_from(k.as_str()),
@@ -120,10 +120,27 @@ async fn handle(
     Ok(r)
 }
 
+/// Checks credentials; a bcrypt check (tens of milliseconds on purpose) runs on a blocking
+/// thread, at most two at a time, so wrong passwords sent in a loop cannot stall the event
+/// loop or the scrapes of clients whose credentials are already verified.
+async fn authorized(web: &Arc<Settings>, header: Option<&str>) -> bool {
+    if let Some(answer) = web.quick_check(header) {
+        return answer;
+    }
+    static BCRYPT: Semaphore = Semaphore::const_new(2);
+    let Ok(_permit) = BCRYPT.acquire().await else {
+        return false;
+    };
+    let (web, header) = (web.clone(), header.map(str::to_string));
+    tokio::task::spawn_blocking(move || web.authorized(header.as_deref()))
+        .await
+        .unwrap_or(false)
+}
+
 async fn route(
     ep: Arc<Endpoint>,
     sem: Arc<Semaphore>,
-    web: &Settings,
+    web: Arc<Settings>,
     conn: Held,
     req: Request<Incoming>,
 ) -> Resp {
@@ -131,7 +148,7 @@ async fn route(
         .headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if !web.authorized(auth) {
+    if !authorized(&web, auth).await {
         let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
         r.headers_mut().insert(
             hyper::header::WWW_AUTHENTICATE,

@@ -75,23 +75,27 @@ impl Settings {
         }
     }
 
+    /// The answer for an `Authorization` header when it needs no bcrypt check: no users
+    /// configured, a malformed header, or credentials verified before. `None`: call
+    /// [`Settings::authorized`], which is slow on purpose (run it off the event loop).
+    pub fn quick_check(&self, header: Option<&str>) -> Option<bool> {
+        if self.users.is_empty() {
+            return Some(true);
+        }
+        let Some((user, pass)) = credentials(header) else {
+            return Some(false);
+        };
+        let key = format!("{user}\0{pass}");
+        let seen = self.verified.lock().map(|v| v.contains(&key));
+        seen.unwrap_or(false).then_some(true)
+    }
+
     /// Checks an `Authorization` header; true when no users are configured.
     pub fn authorized(&self, header: Option<&str>) -> bool {
         if self.users.is_empty() {
             return true;
         }
-        let Some(cred) = header
-            .and_then(|h| h.strip_prefix("Basic "))
-            .and_then(|b| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(b.trim())
-                    .ok()
-            })
-            .and_then(|b| String::from_utf8(b).ok())
-        else {
-            return false;
-        };
-        let Some((user, pass)) = cred.split_once(':') else {
+        let Some((user, pass)) = credentials(header) else {
             return false;
         };
         let key = format!("{user}\0{pass}");
@@ -103,7 +107,7 @@ impl Settings {
         {
             return true;
         }
-        let (hash, known) = match self.users.get(user) {
+        let (hash, known) = match self.users.get(&user) {
             Some(h) => (h.as_str(), true),
             None => (DUMMY_HASH, false),
         };
@@ -120,6 +124,25 @@ impl Settings {
         ok
     }
 }
+
+/// `user` and `password` from a `Basic` authorization header.
+fn credentials(header: Option<&str>) -> Option<(String, String)> {
+    let cred = header
+        .and_then(|h| h.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|b| String::from_utf8(b).ok())?;
+    let (user, pass) = cred.split_once(':')?;
+    Some((user.to_string(), pass.to_string()))
+}
+
+/// Highest bcrypt cost accepted: each check of a wrong password costs 2^cost rounds, about
+/// 0.3 s at 12 on a server core, so a higher cost lets any client burn CPU at will (cost 20
+/// takes minutes per request).
+const MAX_BCRYPT_COST: u32 = 12;
 
 fn versions(
     min: Option<&str>,
@@ -175,7 +198,12 @@ fn redact_quoted(msg: &str) -> String {
 pub fn load(path: &Path) -> anyhow::Result<Settings> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let f: File = serde_yaml::from_str(&text).map_err(|e| {
+    parse(path, &text)
+}
+
+/// Parses web-config text; `path` names it in errors and anchors relative certificate paths.
+pub fn parse(path: &Path, text: &str) -> anyhow::Result<Settings> {
+    let f: File = serde_yaml::from_str(text).map_err(|e| {
         let at = e
             .location()
             .map(|l| format!(":{}:{}", l.line(), l.column()))
@@ -189,6 +217,13 @@ pub fn load(path: &Path) -> anyhow::Result<Settings> {
             "{}: basic_auth_users.{user}: not a bcrypt hash (generate one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)",
             path.display()
         );
+        let cost = hash.split('$').nth(2).and_then(|c| c.parse::<u32>().ok());
+        if let Some(cost) = cost.filter(|c| *c > MAX_BCRYPT_COST) {
+            anyhow::bail!(
+                "{}: basic_auth_users.{user}: bcrypt cost {cost} is too high (at most {MAX_BCRYPT_COST}: every wrong password would cost the server 2^{cost} rounds); generate the hash with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`",
+                path.display()
+            );
+        }
     }
     let tls = match f.tls_server_config {
         None => None,
@@ -319,6 +354,28 @@ impl Watched {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bcrypt_costs_that_let_clients_burn_cpu_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("web.yml");
+        // Cost 20: found by the webconfig fuzz target, one check took 225 s.
+        let hash = "$2b$20$ZwQesbPsIsa99zuXWvWOK.K7rlYaK7N7CFvdSPWjPcrLmV.7D6NCG";
+        std::fs::write(&p, format!("basic_auth_users:\n  prometheus: {hash}\n")).unwrap();
+        let e = format!("{:#}", load(&p).err().unwrap());
+        assert!(
+            e.contains("basic_auth_users.prometheus: bcrypt cost 20 is too high (at most 12"),
+            "{e}"
+        );
+        let ok = "$2b$10$ZwQesbPsIsa99zuXWvWOK.K7rlYaK7N7CFvdSPWjPcrLmV.7D6NCG";
+        std::fs::write(&p, format!("basic_auth_users:\n  prometheus: {ok}\n")).unwrap();
+        let s = load(&p).unwrap();
+        let good = "Basic cHJvbWV0aGV1czpzM2NyZXQ=";
+        assert_eq!(s.quick_check(Some(good)), None, "not verified yet");
+        assert!(s.authorized(Some(good)));
+        assert_eq!(s.quick_check(Some(good)), Some(true), "cached");
+        assert_eq!(s.quick_check(Some("Bearer x")), Some(false));
+    }
 
     #[test]
     fn values_in_parse_errors_are_redacted() {

@@ -10,7 +10,7 @@ pub mod value;
 
 pub use error::{ProfileError, ProfileErrors};
 pub use facts::Facts;
-pub use resolve::{resolve, resolve_file, Effective, Entry, Library, Target};
+pub use resolve::{resolve, resolve_file, resolve_text, Effective, Entry, Library, Target};
 pub use value::Want;
 
 /// The profile used when none is chosen.

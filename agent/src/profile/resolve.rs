@@ -527,6 +527,21 @@ pub fn resolve_file(
     resolve_source(library, path.parent(), src, facts)
 }
 
+/// Resolves profile text that is in no file (fuzzing, tests): includes come from the library.
+pub fn resolve_text(
+    library: &Library,
+    name: &str,
+    text: &str,
+    facts: &Facts,
+) -> Result<Effective, ProfileErrors> {
+    let src = Source {
+        name: name.to_string(),
+        origin: format!("{name}.toml"),
+        text: text.to_string(),
+    };
+    resolve_source(library, None, src, facts)
+}
+
 fn resolve_source(
     library: &Library,
     local_dir: Option<&Path>,
