@@ -195,7 +195,11 @@ struct Results {
 impl Pending {
     fn deliver(&self, i: usize, outcome: Outcome) {
         let mut r = lock(&self.results);
-        r.outcomes[i] = Some(outcome);
+        // After the scrape's deadline its outcomes were taken: a late result is dropped.
+        let Some(slot) = r.outcomes.get_mut(i) else {
+            return;
+        };
+        *slot = Some(outcome);
         r.finished += 1;
         if r.finished == r.expected {
             if let Some(tx) = r.wake.take() {
@@ -551,6 +555,17 @@ mod tests {
                 break;
             }
             assert!(Instant::now() < deadline, "hung collectors never recovered");
+        }
+        // Their late results (for scrapes long over) were dropped without harm: every worker
+        // comes back to idle, none died holding its busy mark.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while lock(&Pool::get().state)
+            .workers
+            .iter()
+            .any(|w| w.load(Ordering::Relaxed) != 0)
+        {
+            assert!(Instant::now() < deadline, "a worker never came back");
+            std::thread::yield_now();
         }
     }
 
