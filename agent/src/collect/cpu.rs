@@ -44,14 +44,21 @@ struct Cpu {
     last: Mutex<HashMap<u32, Times>>,
 }
 
-/// Expands a CPU list such as "1,3-5,9".
+/// Far more CPUs than Linux supports (NR_CPUS is at most 8192).
+const MAX_CPUS: usize = 1 << 16;
+
+/// Expands a CPU list such as "1,3-5,9", to at most [`MAX_CPUS`] entries: a garbled list
+/// such as "0-4294967295" must not allocate gigabytes (found by fuzzing).
 pub fn cpu_list(list: &str) -> Vec<u32> {
     let mut out = Vec::new();
     for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        if out.len() >= MAX_CPUS {
+            break;
+        }
         match part.split_once('-') {
             Some((a, b)) => {
                 if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
-                    out.extend(a..=b);
+                    out.extend((a..=b).take(MAX_CPUS - out.len()));
                 }
             }
             None => out.extend(part.parse::<u32>().ok()),
@@ -491,6 +498,9 @@ mod tests {
     fn cpu_lists() {
         assert_eq!(cpu_list("1,3-5,9\n"), vec![1, 3, 4, 5, 9]);
         assert!(cpu_list("").is_empty());
+        // Found by fuzzing: this used to allocate 2 GB.
+        assert_eq!(cpu_list("1600-530333333").len(), MAX_CPUS);
+        assert_eq!(cpu_list("0-4294967295,0-4294967295").len(), MAX_CPUS);
     }
 
     #[test]

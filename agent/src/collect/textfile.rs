@@ -231,6 +231,25 @@ fn has_meta(s: &str) -> bool {
 
 /// Go's `filepath.Match` for one path element; None when the pattern is malformed.
 fn glob_match(pat: &[char], name: &[char]) -> Option<bool> {
+    matches(pat, name, &mut HashMap::new())
+}
+
+/// Suffixes of one pattern and one name are named by their lengths.
+type Memo = HashMap<(usize, usize), Option<bool>>;
+
+/// [`glob_match`] on suffixes, each pair decided once: plain backtracking over several '*'
+/// takes exponential time ("a*a*a*…b" against "aaaa…" ran for seconds).
+fn matches(pat: &[char], name: &[char], memo: &mut Memo) -> Option<bool> {
+    let key = (pat.len(), name.len());
+    if let Some(&r) = memo.get(&key) {
+        return r;
+    }
+    let r = match_uncached(pat, name, memo);
+    memo.insert(key, r);
+    r
+}
+
+fn match_uncached(pat: &[char], name: &[char], memo: &mut Memo) -> Option<bool> {
     let Some((&p, prest)) = pat.split_first() else {
         return Some(name.is_empty());
     };
@@ -238,15 +257,15 @@ fn glob_match(pat: &[char], name: &[char]) -> Option<bool> {
         '*' => {
             // Try every split; '*' never crosses '/', and names here hold none.
             for i in 0..=name.len() {
-                if glob_match(prest, &name[i..])? {
+                if matches(prest, &name[i..], memo)? {
                     return Some(true);
                 }
             }
             Some(false)
         }
         '?' => match name.split_first() {
-            Some((_, nrest)) => glob_match(prest, nrest),
-            None => glob_match_rest_valid(prest).map(|_| false),
+            Some((_, nrest)) => matches(prest, nrest, memo),
+            None => rest_valid(prest, memo).map(|_| false),
         },
         '[' => {
             let mut i = 0;
@@ -277,27 +296,27 @@ fn glob_match(pat: &[char], name: &[char]) -> Option<bool> {
                 }
             }
             match c {
-                Some(_) if matched != negate => glob_match(&prest[i..], &name[1..]),
-                _ => glob_match_rest_valid(&prest[i..]).map(|_| false),
+                Some(_) if matched != negate => matches(&prest[i..], &name[1..], memo),
+                _ => rest_valid(&prest[i..], memo).map(|_| false),
             }
         }
         '\\' => {
             let (&lit, prest) = prest.split_first()?;
             match name.split_first() {
-                Some((&c, nrest)) if c == lit => glob_match(prest, nrest),
-                _ => glob_match_rest_valid(prest).map(|_| false),
+                Some((&c, nrest)) if c == lit => matches(prest, nrest, memo),
+                _ => rest_valid(prest, memo).map(|_| false),
             }
         }
         lit => match name.split_first() {
-            Some((&c, nrest)) if c == lit => glob_match(prest, nrest),
-            _ => glob_match_rest_valid(prest).map(|_| false),
+            Some((&c, nrest)) if c == lit => matches(prest, nrest, memo),
+            _ => rest_valid(prest, memo).map(|_| false),
         },
     }
 }
 
 /// Go reports a malformed pattern even when an earlier part already failed to match.
-fn glob_match_rest_valid(pat: &[char]) -> Option<()> {
-    glob_match(pat, &[]).map(|_| ())
+fn rest_valid(pat: &[char], memo: &mut Memo) -> Option<()> {
+    matches(pat, &[], memo).map(|_| ())
 }
 
 /// One (possibly escaped) character inside a `[...]` class and the index after it.
@@ -609,6 +628,26 @@ mod tests {
         assert_eq!(m("[^a-c]x", "bx"), Some(false));
         assert_eq!(m("\\*", "*"), Some(true));
         assert_eq!(m("[", "a"), None);
+        assert_eq!(m("a*b*c", "aXbYc"), Some(true));
+        assert_eq!(m("a**c", "ac"), Some(true));
+        assert_eq!(m("*[", "abc"), None);
+    }
+
+    /// Found by the `procfs` fuzz target: backtracking over many '*' took seconds per name
+    /// (a scrape-time hang with a pattern from --collector.textfile.directory).
+    #[test]
+    fn many_stars_match_in_polynomial_time() {
+        let pat: Vec<char> = format!("0{}S0", "*S".repeat(30)).chars().collect();
+        let name: Vec<char> = format!("0{}", "S".repeat(200)).chars().collect();
+        let t = std::time::Instant::now();
+        assert_eq!(glob_match(&pat, &name), Some(false));
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
+        let name: Vec<char> = format!("0{}0", "S".repeat(200)).chars().collect();
+        assert_eq!(glob_match(&pat, &name), Some(true));
     }
 
     #[test]

@@ -119,7 +119,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if !(secs.is_finite() && secs > 0.0) {
         return Err(format!("{s:?} must be greater than zero"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    // from_secs_f64 panics past Duration::MAX (found by the `config` fuzz target).
+    let d = Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is too long"))?;
+    // Below a nanosecond rounds to zero, and a zero period panics the daemon's timers.
+    if d.is_zero() {
+        return Err(format!("{s:?} must be greater than zero"));
+    }
+    Ok(d)
 }
 
 pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -220,5 +226,17 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("0.0000000001ms").is_err());
+        // Found by the `config` fuzz target: this panicked in Duration::from_secs_f64.
+        assert_eq!(
+            parse_duration("3333333333333333333333333333333333334s").unwrap_err(),
+            "\"3333333333333333333333333333333333334s\" is too long"
+        );
+        let e =
+            Config::parse("n.toml", "drift-interval = \"99999999999999999999h\"\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "n.toml:1:18: \"99999999999999999999h\" is too long"
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -351,16 +351,18 @@ struct Slot {
     last: AtomicU64,
     /// Requests whose handler is running (a scrape): such a connection is never evicted.
     busy: AtomicUsize,
+    /// Whether the client has sent a byte: silent connections are evicted first.
+    heard: AtomicBool,
     /// Bytes of response bodies this connection holds until they are written.
     pending: AtomicUsize,
     /// Notified when the connection is evicted to make room.
     evict: Notify,
 }
 
-/// The open connections. At the cap, a newcomer evicts the connection that has gone longest
-/// without a byte in either direction and has no request being handled: idle keep-alive
-/// connections, slow-header senders and clients that stopped reading go first, so a flood of
-/// them cannot lock scrapes out. Only when every connection is handling a request is the
+/// The open connections. At the cap, a newcomer evicts a connection that has no request being
+/// handled: one that never sent a byte if any (a connection flood), else the one that has gone
+/// longest without a byte in either direction (idle keep-alive connections, slow-header
+/// senders, clients that stopped reading), so a flood of them cannot lock scrapes out. Only when every connection is handling a request is the
 /// newcomer refused (503).
 struct Registry {
     epoch: Instant,
@@ -410,7 +412,12 @@ impl Registry {
             let victim = open
                 .iter()
                 .filter(|(_, s)| s.busy.load(Ordering::Relaxed) == 0)
-                .min_by_key(|(_, s)| s.last.load(Ordering::Relaxed))
+                .min_by_key(|(_, s)| {
+                    (
+                        s.heard.load(Ordering::Relaxed),
+                        s.last.load(Ordering::Relaxed),
+                    )
+                })
                 .map(|(id, _)| *id)?;
             if let Some(s) = open.remove(&victim) {
                 // notify_one keeps the wake-up even if the task is not waiting yet.
@@ -422,6 +429,7 @@ impl Registry {
         let slot = Arc::new(Slot {
             last: AtomicU64::new(self.now_ms()),
             busy: AtomicUsize::new(0),
+            heard: AtomicBool::new(false),
             pending: AtomicUsize::new(0),
             evict: Notify::new(),
         });
@@ -577,6 +585,7 @@ impl AsyncRead for Tracked {
         let r = Pin::new(&mut self.io).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.ticket.touch();
+            self.ticket.slot.heard.store(true, Ordering::Relaxed);
         }
         r
     }
@@ -792,6 +801,21 @@ mod tests {
         // A ticket leaving frees its place.
         drop(a);
         assert_eq!(reg.lock().len(), 2);
+    }
+
+    #[test]
+    fn silent_connections_go_before_ones_that_sent_a_request() {
+        let reg = Arc::new(Registry::new(2, usize::MAX));
+        let (talker, _) = reg.admit().unwrap();
+        let (silent, _) = reg.admit().unwrap();
+        // The talker is idler (older last byte), but it sent something; the silent one goes.
+        talker.slot.last.store(1, Ordering::Relaxed);
+        silent.slot.last.store(9, Ordering::Relaxed);
+        talker.slot.heard.store(true, Ordering::Relaxed);
+        let (_new, evicted) = reg.admit().unwrap();
+        assert!(evicted);
+        let open = reg.lock();
+        assert!(open.contains_key(&talker.id) && !open.contains_key(&silent.id));
     }
 
     #[test]

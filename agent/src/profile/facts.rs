@@ -30,12 +30,7 @@ impl Facts {
         let meminfo_path = procfs.join("meminfo");
         let meminfo = std::fs::read_to_string(&meminfo_path)
             .with_context(|| format!("reading {}", meminfo_path.display()))?;
-        let memory_bytes = meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kb| kb.parse::<u64>().ok())
-            .map(|kb| kb * 1024)
+        let memory_bytes = mem_total_bytes(&meminfo)
             .with_context(|| format!("no MemTotal in {}", meminfo_path.display()))?;
         let cpuinfo = std::fs::read_to_string(procfs.join("cpuinfo")).unwrap_or_default();
         let cpus = std::fs::read_to_string(sysfs.join("devices/system/cpu/online"))
@@ -71,17 +66,34 @@ impl Facts {
     }
 }
 
-/// Counts CPUs in a list such as "0-3,8,10-11".
-fn count_cpu_list(list: &str) -> Option<u32> {
-    let mut n = 0;
+/// MemTotal of /proc/meminfo text, in bytes.
+pub fn mem_total_bytes(meminfo: &str) -> Option<u64> {
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        // A value past u64 bytes is garbage, not a reason to panic.
+        .and_then(|kb| kb.checked_mul(1024))
+}
+
+/// Counts CPUs in a list such as "0-3,8,10-11"; None when it is not one (a reversed range
+/// or a count past u32 included, which used to panic on overflow).
+pub fn count_cpu_list(list: &str) -> Option<u32> {
+    let mut n: u32 = 0;
     for part in list.split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => n += b.parse::<u32>().ok()? - a.parse::<u32>().ok()? + 1,
+        let add = match part.split_once('-') {
+            Some((a, b)) => b
+                .parse::<u32>()
+                .ok()?
+                .checked_sub(a.parse::<u32>().ok()?)?
+                .checked_add(1)?,
             None => {
                 part.parse::<u32>().ok()?;
-                n += 1
+                1
             }
-        }
+        };
+        n = n.checked_add(add)?;
     }
     (n > 0).then_some(n)
 }
@@ -223,6 +235,19 @@ mod tests {
         assert!(Condition::Virtualized(true).holds(&f));
         assert!(Condition::parse("memory", ">=16 parsecs").is_err());
         assert!(Condition::parse("kernel", "new").is_err());
+    }
+
+    /// These overflowed (a panic in debug builds, a wrapped count in release): the reversed
+    /// range was found by the `sysfs` fuzz target, the others while writing the targets.
+    #[test]
+    fn cpu_lists_and_memtotal_reject_overflow() {
+        assert_eq!(count_cpu_list("0-3,8,10-11"), Some(7));
+        assert_eq!(count_cpu_list("1020-11"), None);
+        assert_eq!(count_cpu_list("0-4294967295"), None);
+        assert_eq!(count_cpu_list("0-4294967294,1"), None);
+        assert_eq!(count_cpu_list(""), None);
+        assert_eq!(mem_total_bytes("MemTotal: 16 kB\n"), Some(16384));
+        assert_eq!(mem_total_bytes("MemTotal: 18446744073709551615 kB\n"), None);
     }
 
     #[test]
