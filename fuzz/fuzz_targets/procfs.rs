@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 use nodetune::collect::{Options, ALL};
 use nodetune::expose::encode::{self, Format};
 
-/// Files the collectors read, in the order chunks fill them.
+/// Files the collectors (and the host facts) read, in the order chunks fill them.
 const FILES: &[&str] = &[
     "proc/meminfo",
     "proc/stat",
@@ -45,6 +45,7 @@ const FILES: &[&str] = &[
     "sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq",
     "sys/devices/system/cpu/cpu0/thermal_throttle/core_throttle_count",
     "sys/devices/system/cpu/cpu0/topology/core_id",
+    "proc/sys/kernel/osrelease",
 ];
 
 /// Collectors that read only the tree (not netlink, ioctls or the clock).
@@ -131,6 +132,12 @@ fuzz_target!(|data: &[u8]| {
             fams.extend(out);
         }
     }
+    // The host facts profiles' conditions use (memory, CPU count) come from the same files.
+    let _ = nodetune::profile::Facts::read(
+        &t.root.join("proc/sys"),
+        &t.root.join("proc"),
+        &t.root.join("sys"),
+    );
     let fams = encode::normalize(fams);
     for format in [Format::Text, Format::OpenMetrics] {
         let mut out = String::new();
