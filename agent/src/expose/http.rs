@@ -210,8 +210,7 @@ async fn route(
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
     let format = Format::negotiate(header(ACCEPT));
-    let gzip =
-        header(ACCEPT_ENCODING).is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let gzip = accepts_gzip(header(ACCEPT_ENCODING));
     let keep = |name: &str| match &selection {
         None => true,
         Some((true, names)) => names.iter().any(|n| n == name),
@@ -246,6 +245,20 @@ async fn route(
             .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     r
+}
+
+/// Whether `Accept-Encoding` lists gzip with a non-zero quality (`gzip;q=0` refuses it).
+pub fn accepts_gzip(header: Option<&str>) -> bool {
+    header.is_some_and(|v| {
+        v.split(',').any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name_ok = parts.next().is_some_and(|n| n.eq_ignore_ascii_case("gzip"));
+            let q = parts
+                .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+                .map_or(Some(1.0), |q| q.parse::<f64>().ok());
+            name_ok && q.is_some_and(|q| q > 0.0)
+        })
+    })
 }
 
 /// Parses node_exporter-style listen addresses: `:9100` (all addresses), `HOST:PORT`,
@@ -849,6 +862,22 @@ mod tests {
         assert_eq!(fit_connection_cap(1024, Some(1_048_576)), 1024);
         assert_eq!(fit_connection_cap(1024, Some(10)), 1);
         assert_eq!(fit_connection_cap(1024, None), 1024);
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        for (h, want) in [
+            (Some("gzip"), true),
+            (Some("deflate, GZIP;q=0.5"), true),
+            (Some("gzip;q=0"), false),
+            (Some("gzip;q=0.0, identity"), false),
+            (Some("gzipx"), false),
+            (Some("gzip;q=nope"), false),
+            (Some("identity"), false),
+            (None, false),
+        ] {
+            assert_eq!(accepts_gzip(h), want, "{h:?}");
+        }
     }
 
     #[test]

@@ -294,10 +294,24 @@ pub fn parse(path: &Path, text: &str) -> anyhow::Result<Settings> {
             Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
         }
     };
-    let headers = f
+    let headers: Vec<(String, String)> = f
         .http_server_config
         .map(|h| h.headers.into_iter().collect())
         .unwrap_or_default();
+    // Checked here, not skipped at response time: a header that cannot be sent is a mistake
+    // the operator should see when the file is loaded.
+    for (name, value) in &headers {
+        anyhow::ensure!(
+            hyper::header::HeaderName::try_from(name.as_str()).is_ok(),
+            "{}: http_server_config.headers: {name:?} is not a valid header name",
+            path.display()
+        );
+        anyhow::ensure!(
+            hyper::header::HeaderValue::from_str(value).is_ok(),
+            "{}: http_server_config.headers.{name}: the value is not a valid header value (printable ASCII, no line breaks)",
+            path.display()
+        );
+    }
     Ok(Settings {
         tls,
         headers,
@@ -375,6 +389,21 @@ mod tests {
         assert!(s.authorized(Some(good)));
         assert_eq!(s.quick_check(Some(good)), Some(true), "cached");
         assert_eq!(s.quick_check(Some("Bearer x")), Some(false));
+    }
+
+    #[test]
+    fn headers_that_cannot_be_sent_are_refused_at_load() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("web.yml");
+        std::fs::write(&p, "http_server_config:\n  headers:\n    \"Bad Name\": x\n").unwrap();
+        let e = format!("{:#}", load(&p).err().unwrap());
+        assert!(e.contains("\"Bad Name\" is not a valid header name"), "{e}");
+        std::fs::write(&p, "http_server_config:\n  headers:\n    X-A: \"a\\nb\"\n").unwrap();
+        let e = format!("{:#}", load(&p).err().unwrap());
+        assert!(
+            e.contains("headers.X-A: the value is not a valid header value"),
+            "{e}"
+        );
     }
 
     #[test]
