@@ -418,24 +418,14 @@ fn read_isolated(path: &Path) -> anyhow::Result<Option<Vec<u32>>> {
     }
 }
 
-/// An optional regex flag; empty means unset, as with node_exporter's string flags.
-fn regex_flag(value: &Option<String>, flag: &str) -> anyhow::Result<Option<Regex>> {
-    value
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(Regex::new)
-        .transpose()
-        .with_context(|| format!("--{flag} must be a regular expression"))
-}
-
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let flags = regex_flag(
+    let flags = util::optional_regex(
         &opts.cpu_info_flags_include,
         "collector.cpu.info.flags-include",
     )?;
-    let bugs = regex_flag(
+    let bugs = util::optional_regex(
         &opts.cpu_info_bugs_include,
         "collector.cpu.info.bugs-include",
     )?;

@@ -42,17 +42,15 @@ struct Filter {
 
 impl Filter {
     fn new(include: &Option<String>, exclude: &Option<String>, what: &str) -> anyhow::Result<Self> {
-        // An empty flag value means "no filter", as with node_exporter's string flags.
-        let re = |v: &Option<String>, flag: &str| -> anyhow::Result<Option<Regex>> {
-            v.as_deref()
-                .filter(|s| !s.is_empty())
-                .map(Regex::new)
-                .transpose()
-                .with_context(|| format!("--collector.hwmon.{what}-{flag}"))
-        };
         Ok(Filter {
-            include: re(include, "include")?,
-            exclude: re(exclude, "exclude")?,
+            include: super::util::optional_regex(
+                include,
+                &format!("collector.hwmon.{what}-include"),
+            )?,
+            exclude: super::util::optional_regex(
+                exclude,
+                &format!("collector.hwmon.{what}-exclude"),
+            )?,
         })
     }
 
@@ -670,7 +668,14 @@ mod tests {
                 .len(),
             8
         );
-        assert!(scrape(r, &["--collector.hwmon.chip-include=("]).is_err());
+        let e = format!(
+            "{:#}",
+            scrape(r, &["--collector.hwmon.chip-include=("]).unwrap_err()
+        );
+        assert!(
+            e.contains("--collector.hwmon.chip-include must be a regular expression"),
+            "{e}"
+        );
     }
 
     #[test]

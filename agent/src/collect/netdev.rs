@@ -459,17 +459,15 @@ impl Collector for Netdev {
     }
 }
 
-fn regex(r: &Option<String>, flag: &str) -> anyhow::Result<Option<Regex>> {
-    r.as_deref()
-        .filter(|s| !s.is_empty())
-        .map(Regex::new)
-        .transpose()
-        .with_context(|| format!("--collector.netdev.{flag}"))
-}
-
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
-    let include = regex(&opts.netdev_device_include, "device-include")?;
-    let exclude = regex(&opts.netdev_device_exclude, "device-exclude")?;
+    let include = util::optional_regex(
+        &opts.netdev_device_include,
+        "collector.netdev.device-include",
+    )?;
+    let exclude = util::optional_regex(
+        &opts.netdev_device_exclude,
+        "collector.netdev.device-exclude",
+    )?;
     anyhow::ensure!(
         include.is_none() || exclude.is_none(),
         "device-exclude & device-include are mutually exclusive"

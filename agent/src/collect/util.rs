@@ -47,6 +47,17 @@ pub fn read_num(path: &Path) -> Option<f64> {
     read_attr(path).ok()?.parse::<f64>().ok()
 }
 
+/// A regex flag that may be unset: an empty value means "no filter", as with node_exporter's
+/// string flags. `flag` is the flag's name without the dashes, for the error.
+pub fn optional_regex(value: &Option<String>, flag: &str) -> anyhow::Result<Option<regex::Regex>> {
+    value
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(regex::Regex::new)
+        .transpose()
+        .with_context(|| format!("--{flag} must be a regular expression"))
+}
+
 /// A `--collector.X.fields` regex whose answers are remembered: field names come from a small
 /// fixed set (the kernel's), so each is matched once instead of once per scrape.
 pub struct FieldFilter {

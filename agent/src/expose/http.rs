@@ -110,12 +110,7 @@ async fn handle(
 ) -> Result<Resp, Infallible> {
     let mut r = route(ep, sem, web.clone(), conn, req).await;
     for (k, v) in &web.headers {
-        if let (Ok(k), Ok(v)) = (
-            hyper::header::HeaderName::try_from(k.as_str()),
-            HeaderValue::from_str(v),
-        ) {
-            r.headers_mut().insert(k, v);
-        }
+        r.headers_mut().insert(k.clone(), v.clone());
     }
     Ok(r)
 }

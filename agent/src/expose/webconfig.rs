@@ -54,7 +54,8 @@ struct File {
 /// The settings in force.
 pub struct Settings {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
-    pub headers: Vec<(String, String)>,
+    /// Extra response headers, checked when the file is loaded.
+    pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
     users: BTreeMap<String, String>,
     /// `user\0password` pairs already verified (bcrypt is slow on purpose).
     verified: Mutex<HashSet<String>>,
@@ -294,23 +295,23 @@ pub fn parse(path: &Path, text: &str) -> anyhow::Result<Settings> {
             Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
         }
     };
-    let headers: Vec<(String, String)> = f
-        .http_server_config
-        .map(|h| h.headers.into_iter().collect())
-        .unwrap_or_default();
-    // Checked here, not skipped at response time: a header that cannot be sent is a mistake
-    // the operator should see when the file is loaded.
-    for (name, value) in &headers {
-        anyhow::ensure!(
-            hyper::header::HeaderName::try_from(name.as_str()).is_ok(),
-            "{}: http_server_config.headers: {name:?} is not a valid header name",
-            path.display()
-        );
-        anyhow::ensure!(
-            hyper::header::HeaderValue::from_str(value).is_ok(),
-            "{}: http_server_config.headers.{name}: the value is not a valid header value (printable ASCII, no line breaks)",
-            path.display()
-        );
+    // Checked here, once, not skipped at response time: a header that cannot be sent is a
+    // mistake the operator should see when the file is loaded.
+    let mut headers = Vec::new();
+    for (name, value) in f.http_server_config.map(|h| h.headers).unwrap_or_default() {
+        let n = hyper::header::HeaderName::try_from(name.as_str()).map_err(|_| {
+            anyhow::anyhow!(
+                "{}: http_server_config.headers: {name:?} is not a valid header name",
+                path.display()
+            )
+        })?;
+        let v = hyper::header::HeaderValue::from_str(&value).map_err(|_| {
+            anyhow::anyhow!(
+                "{}: http_server_config.headers.{name}: the value is not a valid header value (printable ASCII, no line breaks)",
+                path.display()
+            )
+        })?;
+        headers.push((n, v));
     }
     Ok(Settings {
         tls,
@@ -437,10 +438,12 @@ mod tests {
         assert!(!s.authorized(Some(&b64("prometheus:wrong"))));
         assert!(!s.authorized(Some(&b64("nobody:s3cret"))));
         assert!(!s.authorized(None));
-        assert_eq!(
-            s.headers,
-            vec![("X-Frame-Options".to_string(), "deny".to_string())]
-        );
+        let headers: Vec<(&str, &str)> = s
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_str().unwrap_or("?")))
+            .collect();
+        assert_eq!(headers, vec![("x-frame-options", "deny")]);
         std::fs::write(&p, "tls_server_config:\n  cert_fil: x\n").unwrap();
         let e = load(&p).err().unwrap().to_string();
         assert!(e.contains("unknown field `cert_fil`"), "{e}");

@@ -452,20 +452,18 @@ impl Collector for EthtoolCollector {
     }
 }
 
-fn regex(r: &Option<String>, flag: &str) -> anyhow::Result<Option<Regex>> {
-    r.as_deref()
-        .filter(|s| !s.is_empty())
-        .map(Regex::new)
-        .transpose()
-        .with_context(|| format!("--collector.ethtool.{flag}"))
-}
-
 fn with_source(opts: &Options, source: Box<dyn Ethtool>) -> anyhow::Result<EthtoolCollector> {
     Ok(EthtoolCollector {
         source,
         class_net: opts.sysfs.join("class/net"),
-        include: regex(&opts.ethtool_device_include, "device-include")?,
-        exclude: regex(&opts.ethtool_device_exclude, "device-exclude")?,
+        include: crate::collect::util::optional_regex(
+            &opts.ethtool_device_include,
+            "collector.ethtool.device-include",
+        )?,
+        exclude: crate::collect::util::optional_regex(
+            &opts.ethtool_device_exclude,
+            "collector.ethtool.device-exclude",
+        )?,
         metrics: Regex::new(&opts.ethtool_metrics_include)
             .context("--collector.ethtool.metrics-include")?,
         cache: Mutex::new(HashMap::new()),
