@@ -93,33 +93,24 @@ impl Settings {
 
     /// Checks an `Authorization` header; true when no users are configured.
     pub fn authorized(&self, header: Option<&str>) -> bool {
-        if self.users.is_empty() {
-            return true;
+        if let Some(answer) = self.quick_check(header) {
+            return answer;
         }
         let Some((user, pass)) = credentials(header) else {
             return false;
         };
-        let key = format!("{user}\0{pass}");
-        if self
-            .verified
-            .lock()
-            .map(|v| v.contains(&key))
-            .unwrap_or(false)
-        {
-            return true;
-        }
         let (hash, known) = match self.users.get(&user) {
             Some(h) => (h.as_str(), true),
             None => (DUMMY_HASH, false),
         };
-        let ok = bcrypt::verify(pass, hash).unwrap_or(false) && known;
+        let ok = bcrypt::verify(&pass, hash).unwrap_or(false) && known;
         if ok {
             if let Ok(mut v) = self.verified.lock() {
                 // Bounded: a flood of distinct valid pairs cannot grow memory without limit.
                 if v.len() > 1000 {
                     v.clear();
                 }
-                v.insert(key);
+                v.insert(format!("{user}\0{pass}"));
             }
         }
         ok
