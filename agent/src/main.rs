@@ -6,5 +6,12 @@ fn main() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
+    // Errors are reported by their messages, never with a backtrace, so anyhow need not
+    // capture one per error (an unwind of the stack each time, e.g. for every scrape of a
+    // collector whose source is missing) even when RUST_BACKTRACE is set for panics.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     std::process::exit(nodetune::cli::main());
 }

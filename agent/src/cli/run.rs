@@ -175,7 +175,11 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
         }
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(http::serve(listeners, ep.clone(), stopped));
-        let collect: daemon::run::Collect = Arc::new(move || alert_scraper.scrape(&|_| true));
+        let alert_scraper = Arc::new(alert_scraper);
+        let collect: daemon::run::Collect = Arc::new(move || {
+            let s = alert_scraper.clone();
+            Box::pin(async move { s.scrape_async(&|_| true).await })
+        });
         let result = daemon::run::run(daemon, collect).await;
         // Stop accepting; requests in flight are answered before the process exits.
         let _ = stop.send(true);

@@ -59,7 +59,10 @@ pub fn optional_regex(value: &Option<String>, flag: &str) -> anyhow::Result<Opti
 }
 
 /// A `--collector.X.fields` regex whose answers are remembered: field names come from a small
-/// fixed set (the kernel's), so each is matched once instead of once per scrape.
+/// fixed set (the kernel's), so each is matched once instead of once per scrape. With every
+/// answer remembered, the regex's lazy DFA (whose cache of states grows to hundreds of KiB for
+/// node_exporter's default field patterns, and is kept for the life of the process) buys
+/// nothing: it is turned off, and the few matches at start use the regex crate's NFA engines.
 pub struct FieldFilter {
     re: regex::Regex,
     memo: std::sync::Mutex<std::collections::HashMap<String, bool>>,
@@ -68,7 +71,10 @@ pub struct FieldFilter {
 impl FieldFilter {
     pub fn new(pattern: &str, flag: &str) -> anyhow::Result<FieldFilter> {
         Ok(FieldFilter {
-            re: regex::Regex::new(pattern).with_context(|| format!("--{flag}"))?,
+            re: regex::RegexBuilder::new(pattern)
+                .dfa_size_limit(0)
+                .build()
+                .with_context(|| format!("--{flag}"))?,
             memo: Default::default(),
         })
     }

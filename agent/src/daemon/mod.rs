@@ -5,6 +5,7 @@
 
 pub mod alertmanager;
 pub mod log;
+pub mod memory;
 pub mod notify;
 pub mod run;
 pub mod status;

@@ -2,6 +2,8 @@
 //! runs on a blocking thread), profile-file polling, SIGHUP reloads, watchdog pings, and a
 //! clean stop on SIGTERM or SIGINT.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -9,12 +11,13 @@ use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::{interval, MissedTickBehavior};
 
-use super::{alertmanager, log, notify, Daemon};
+use super::{alertmanager, log, memory, notify, Daemon};
 use crate::collect::Family;
 use log::Level;
 
-/// Collects the families alert rules read (all enabled collectors).
-pub type Collect = Arc<dyn Fn() -> Vec<Family> + Send + Sync>;
+/// Collects the families alert rules read (all enabled collectors), without blocking the
+/// event loop while the collectors run.
+pub type Collect = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Vec<Family>> + Send>> + Send + Sync>;
 
 /// How often profile directories and the config file are checked for changes.
 const FILE_POLL: Duration = Duration::from_secs(5);
@@ -35,6 +38,17 @@ fn publish(d: &Daemon) {
         log::log(Level::Warning, &format!("{e:#}"), &[]);
     }
     let _ = notify::notify(&format!("STATUS={}", d.status_line()));
+}
+
+fn release_startup_code() {
+    match memory::release_startup_code() {
+        Ok(kb) => log::log(
+            Level::Info,
+            &format!("start-up done: released {kb} kB of code pages"),
+            &[("RELEASED_KB", &kb.to_string())],
+        ),
+        Err(e) => log::log(Level::Info, &format!("start-up code pages kept: {e}"), &[]),
+    }
 }
 
 /// Runs until SIGTERM or SIGINT. Call once the endpoint is listening: READY=1 is sent first.
@@ -59,6 +73,9 @@ pub async fn run(daemon: Arc<Mutex<Daemon>>, collect: Collect) -> anyhow::Result
         publish(&d);
         let _ = notify::notify(&format!("READY=1\nSTATUS={}", d.status_line()));
     }
+    // Start-up is over once the first alert tick (at once) has run every collector: their
+    // one-off set-up is done and the pool's threads exist.
+    let mut started = false;
     loop {
         let mut reloaded = false;
         tokio::select! {
@@ -69,8 +86,7 @@ pub async fn run(daemon: Arc<Mutex<Daemon>>, collect: Collect) -> anyhow::Result
                 }
             }
             _ = alerts.tick() => {
-                let c = collect.clone();
-                let fams = tokio::task::spawn_blocking(move || c()).await.unwrap_or_default();
+                let fams = collect().await;
                 let (push, url) = {
                     let mut d = lock(&daemon);
                     let push = d.alert_tick(&fams, Instant::now());
@@ -84,6 +100,10 @@ pub async fn run(daemon: Arc<Mutex<Daemon>>, collect: Collect) -> anyhow::Result
                             log::log(Level::Warning, &format!("{e:#}"), &[]);
                         }
                     });
+                }
+                if !started {
+                    started = true;
+                    release_startup_code();
                 }
             }
             _ = files.tick() => {
