@@ -648,3 +648,40 @@ fn recommend_names_profile_and_knobs() {
         r.stdout
     );
 }
+
+#[test]
+fn start_up_code_is_released_and_scrapes_still_work() {
+    // Reads the live host, changes nothing (--mode=off).
+    let d = Daemon::start(
+        &[],
+        &["--mode=off", "--web.listen-address=127.0.0.1:0"],
+        &[],
+    );
+    let addr = d.addr();
+    assert!(
+        wait_until(20, || d.stderr().contains("start-up done: released")),
+        "{}",
+        d.stderr()
+    );
+    let log = d.stderr();
+    let kb: u64 = log
+        .split("RELEASED_KB=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no RELEASED_KB in {log}"));
+    // The debug binary alone maps megabytes of start-up code.
+    assert!(kb > 500, "released only {kb} kB: {log}");
+    // The code the steady state needs comes back from the page cache.
+    for _ in 0..5 {
+        let (code, _, body) = http_get(&addr, "/metrics", &[]).expect("scrape");
+        assert_eq!(code, 200);
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            body.contains("node_scrape_collector_success{collector=\"cpu\"} 1"),
+            "{body}"
+        );
+    }
+    let (code, _) = d.stop();
+    assert_eq!(code, 0);
+}
