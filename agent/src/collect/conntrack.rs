@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::{util, Collector, Family, MetricType, Options};
+use super::{util, Collector, Family, MetricType, Options, Text};
 
 struct Conntrack {
     procfs: PathBuf,
@@ -26,7 +26,7 @@ const STATS: &[(usize, &str, &str)] = &[
     (16, "search_restart", "Number of conntrack table lookups which had to be restarted due to hashtable resizes."),
 ];
 
-fn gauge(out: &mut Vec<Family>, name: &str, help: &str, v: f64) {
+fn gauge(out: &mut Vec<Family>, name: impl Into<Text>, help: &'static str, v: f64) {
     let mut f = Family::new(name, help, MetricType::Gauge);
     f.push(&[], v);
     out.push(f);
@@ -81,7 +81,7 @@ impl Collector for Conntrack {
         for (col, name, help) in STATS {
             gauge(
                 out,
-                &format!("node_nf_conntrack_stat_{name}"),
+                format!("node_nf_conntrack_stat_{name}"),
                 help,
                 sums[*col] as f64,
             );
@@ -119,7 +119,7 @@ mod tests {
         c.collect(&mut out)?;
         Ok(out
             .into_iter()
-            .map(|f| (f.name, f.samples[0].value))
+            .map(|f| (f.name.into_owned(), f.samples[0].value))
             .collect())
     }
 

@@ -309,10 +309,10 @@ impl Cpu {
     }
 
     /// One reading per (package, core) and per package: hyper-threads share them.
-    fn throttles(&self, out: &mut Vec<Family>) {
+    fn throttles(&self, dirs: &[(String, PathBuf)], out: &mut Vec<Family>) {
         let mut cores: BTreeMap<(u64, u64), f64> = BTreeMap::new();
         let mut packages: BTreeMap<u64, f64> = BTreeMap::new();
-        for (_, dir) in cpu_dirs(&self.sysfs.join("devices/system/cpu")) {
+        for (_, dir) in dirs {
             let (Some(pkg), Some(core)) = (
                 read_uint(&dir.join("topology/physical_package_id")),
                 read_uint(&dir.join("topology/core_id")),
@@ -356,8 +356,7 @@ impl Cpu {
 
     /// node_cpu_online from cpuN/online; nothing when the first CPU has no such file (x86
     /// cpu0 usually has none), as in node_exporter.
-    fn online(&self, out: &mut Vec<Family>) {
-        let dirs = cpu_dirs(&self.sysfs.join("devices/system/cpu"));
+    fn online(&self, dirs: &[(String, PathBuf)], out: &mut Vec<Family>) {
         let Some((_, first)) = dirs.first() else {
             return;
         };
@@ -371,7 +370,7 @@ impl Cpu {
             "CPUs that are online and being scheduled.",
             MetricType::Gauge,
         );
-        for (n, dir) in &dirs {
+        for (n, dir) in dirs {
             let on = util::read_attr(&dir.join("online")).is_ok_and(|v| v == "1");
             f.push(&[("cpu", n)], if on { 1.0 } else { 0.0 });
         }
@@ -403,8 +402,10 @@ impl Collector for Cpu {
             }
             out.push(f);
         }
-        self.throttles(out);
-        self.online(out);
+        // Listed once for both: a sysfs directory listing costs as much as several reads.
+        let dirs = cpu_dirs(&self.sysfs.join("devices/system/cpu"));
+        self.throttles(&dirs, out);
+        self.online(&dirs, out);
         Ok(())
     }
 }

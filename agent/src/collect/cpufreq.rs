@@ -139,7 +139,7 @@ mod tests {
             .flat_map(|f| {
                 f.samples.iter().map(|s| {
                     let l: Vec<String> = s.labels.iter().map(|(_, v)| v.clone()).collect();
-                    (f.name.clone(), l.join(","), s.value)
+                    (f.name.to_string(), l.join(","), s.value)
                 })
             })
             .collect()

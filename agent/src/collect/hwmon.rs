@@ -237,7 +237,7 @@ fn push(
     name: String,
     help: String,
     kind: MetricType,
-    labels: &[(&str, &str)],
+    labels: &[(&'static str, &str)],
     v: f64,
 ) {
     fams.entry(name.clone())

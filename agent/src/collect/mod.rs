@@ -29,7 +29,7 @@ mod util;
 mod vmstat;
 
 pub use options::Options;
-pub use sample::{Family, MetricType, Sample};
+pub use sample::{Family, MetricType, Sample, Text};
 
 /// A collector gathers one group of families per scrape.
 pub trait Collector: Send + Sync {

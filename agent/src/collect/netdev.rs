@@ -510,7 +510,7 @@ mod tests {
             .find(|f| f.name == name)?
             .samples
             .iter()
-            .find(|s| s.labels == [("device".to_string(), dev.to_string())])
+            .find(|s| s.labels == [(crate::collect::Text::from("device"), dev.to_string())])
             .map(|s| s.value)
     }
 
@@ -520,7 +520,7 @@ mod tests {
         std::fs::create_dir_all(d.path().join("net")).unwrap();
         std::fs::write(d.path().join("net/dev"), DEV).unwrap();
         let f = collect(d.path(), &["--collector.netdev.netlink=false"]).unwrap();
-        let names: Vec<&str> = f.iter().map(|f| f.name.as_str()).collect();
+        let names: Vec<&str> = f.iter().map(|f| &*f.name).collect();
         assert_eq!(names.len(), 16, "{names:?}");
         assert!(!names.contains(&"node_network_receive_nohandler_total"));
         for (name, v) in [
@@ -544,7 +544,7 @@ mod tests {
             .iter()
             .find(|f| f.name == "node_network_receive_drop_total");
         assert_eq!(
-            fam.map(|f| (f.help.as_str(), f.kind)),
+            fam.map(|f| (&*f.help, f.kind)),
             Some((
                 "Network device statistic receive_drop.",
                 MetricType::Counter
@@ -722,11 +722,7 @@ mod tests {
             .iter()
             .find(|s| s.labels.iter().any(|l| l.1 == "127.0.0.1"))
         {
-            let l: Vec<(&str, &str)> = s
-                .labels
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
+            let l: Vec<(&str, &str)> = s.labels.iter().map(|(k, v)| (&**k, v.as_str())).collect();
             assert_eq!(
                 l,
                 [

@@ -90,6 +90,7 @@ impl Collector for Netstat {
         };
         stats.extend(parse_snmp6(&snmp6));
         let mut key = String::new();
+        let mut fields_wanted = self.fields.matcher();
         for (proto, fields) in &stats {
             for (field, value) in fields {
                 // Every value must parse, selected or not, as in node_exporter.
@@ -100,7 +101,7 @@ impl Collector for Netstat {
                 key.push_str(proto);
                 key.push('_');
                 key.push_str(field);
-                if !self.fields.is_match(&key) {
+                if !fields_wanted.is_match(&key) {
                     continue;
                 }
                 let mut f = Family::new(
@@ -149,7 +150,7 @@ mod tests {
         c.collect(&mut out)?;
         let mut m: Vec<(String, f64)> = out
             .into_iter()
-            .map(|f| (f.name, f.samples[0].value))
+            .map(|f| (f.name.into_owned(), f.samples[0].value))
             .collect();
         m.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(m)

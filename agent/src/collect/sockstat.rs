@@ -134,7 +134,7 @@ mod tests {
         c.collect(&mut out)?;
         Ok(out
             .into_iter()
-            .map(|f| (f.name, f.samples[0].value))
+            .map(|f| (f.name.into_owned(), f.samples[0].value))
             .collect())
     }
 

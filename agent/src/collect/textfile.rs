@@ -192,7 +192,10 @@ fn parse(text: &str) -> Result<Vec<Parsed>, String> {
         }
         let f = get(&mut fams, name);
         f.kind.get_or_insert(MetricType::Untyped);
-        f.samples.push(Sample { labels, value });
+        f.samples.push(Sample {
+            labels: labels.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+            value,
+        });
     }
     Ok(fams
         .into_values()
@@ -522,7 +525,7 @@ fn fill_missing_labels(f: &mut Family) {
     let mut names: Vec<&str> = Vec::new();
     for s in &f.samples {
         for (n, _) in &s.labels {
-            if !names.contains(&n.as_str()) {
+            if !names.contains(&n.as_ref()) {
                 names.push(n);
             }
         }
@@ -531,7 +534,7 @@ fn fill_missing_labels(f: &mut Family) {
     for s in &mut f.samples {
         for n in &names {
             if !s.labels.iter().any(|(k, _)| k == n) {
-                s.labels.push((n.clone(), String::new()));
+                s.labels.push((n.clone().into(), String::new()));
             }
         }
     }

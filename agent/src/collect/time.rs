@@ -115,8 +115,16 @@ mod tests {
             .iter()
             .find(|f| f.name == "node_time_clocksource_current_info")
             .unwrap();
-        let labels: Vec<Vec<(String, String)>> =
-            cur.samples.iter().map(|s| s.labels.clone()).collect();
+        let labels: Vec<Vec<(String, String)>> = cur
+            .samples
+            .iter()
+            .map(|s| {
+                s.labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect()
+            })
+            .collect();
         let l = |c: &str, d: &str| {
             vec![
                 ("clocksource".to_string(), c.to_string()),

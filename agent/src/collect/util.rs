@@ -59,14 +59,20 @@ pub fn optional_regex(value: &Option<String>, flag: &str) -> anyhow::Result<Opti
 }
 
 /// A `--collector.X.fields` regex whose answers are remembered: field names come from a small
-/// fixed set (the kernel's), so each is matched once instead of once per scrape. With every
-/// answer remembered, the regex's lazy DFA (whose cache of states grows to hundreds of KiB for
-/// node_exporter's default field patterns, and is kept for the life of the process) buys
-/// nothing: it is turned off, and the few matches at start use the regex crate's NFA engines.
+/// fixed set (the kernel's), in the same order on every read, so each is matched once instead
+/// of once per scrape, and a scrape checks each name against the one at the same place last
+/// time instead of hashing it. With every answer remembered, the regex's lazy DFA (whose cache
+/// of states grows to hundreds of KiB for node_exporter's default field patterns, and is kept
+/// for the life of the process) buys nothing: it is turned off, and the few matches at start
+/// use the regex crate's NFA engines.
 pub struct FieldFilter {
     re: regex::Regex,
-    memo: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+    /// The names of the last read, in order, with their answers.
+    seen: std::sync::Mutex<Vec<(String, bool)>>,
 }
+
+/// Bounded even if a broken file invents names on every read.
+const MAX_FIELDS: usize = 4096;
 
 impl FieldFilter {
     pub fn new(pattern: &str, flag: &str) -> anyhow::Result<FieldFilter> {
@@ -75,20 +81,83 @@ impl FieldFilter {
                 .dfa_size_limit(0)
                 .build()
                 .with_context(|| format!("--{flag}"))?,
-            memo: Default::default(),
+            seen: Default::default(),
         })
     }
 
-    pub fn is_match(&self, name: &str) -> bool {
-        let mut memo = self.memo.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(&hit) = memo.get(name) {
-            return hit;
+    /// A matcher for one read of the source, names asked in file order.
+    pub fn matcher(&self) -> FieldMatcher<'_> {
+        FieldMatcher {
+            re: &self.re,
+            seen: self.seen.lock().unwrap_or_else(|p| p.into_inner()),
+            at: 0,
         }
-        let hit = self.re.is_match(name);
-        // Bounded even if a broken file invents names on every read.
-        if memo.len() < 4096 {
-            memo.insert(name.to_string(), hit);
+    }
+}
+
+pub struct FieldMatcher<'a> {
+    re: &'a regex::Regex,
+    seen: std::sync::MutexGuard<'a, Vec<(String, bool)>>,
+    at: usize,
+}
+
+impl FieldMatcher<'_> {
+    pub fn is_match(&mut self, name: &str) -> bool {
+        if let Some((n, hit)) = self.seen.get(self.at) {
+            if n == name {
+                self.at += 1;
+                return *hit;
+            }
+        }
+        // Out of step: the first read, or the kernel's list changed. Answer from anywhere in
+        // the last list, else the regex, and remember the list from here on as this read has it.
+        let hit = match self.seen.iter().find(|(n, _)| n == name) {
+            Some((_, hit)) => *hit,
+            None => self.re.is_match(name),
+        };
+        if self.at < MAX_FIELDS {
+            self.seen.truncate(self.at);
+            self.seen.push((name.to_string(), hit));
+            self.at += 1;
         }
         hit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FieldFilter;
+
+    #[test]
+    fn field_answers_hold_whatever_the_order() {
+        let f = FieldFilter::new("^(a|c|e)$", "collector.test.fields").unwrap();
+        let read = |names: &[&str]| -> Vec<bool> {
+            let mut m = f.matcher();
+            names.iter().map(|n| m.is_match(n)).collect()
+        };
+        assert_eq!(read(&["a", "b", "c"]), [true, false, true]);
+        assert_eq!(read(&["a", "b", "c"]), [true, false, true]);
+        // A field appears in the middle, one goes away, the order changes.
+        assert_eq!(read(&["a", "e", "b", "c"]), [true, true, false, true]);
+        assert_eq!(read(&["c", "a"]), [true, true]);
+        assert_eq!(
+            read(&["b", "x", "e", "a", "c"]),
+            [false, false, true, true, true]
+        );
+        assert_eq!(
+            read(&["b", "x", "e", "a", "c"]),
+            [false, false, true, true, true]
+        );
+        assert_eq!(
+            *f.seen.lock().unwrap(),
+            [
+                ("b", false),
+                ("x", false),
+                ("e", true),
+                ("a", true),
+                ("c", true)
+            ]
+            .map(|(n, h)| (n.to_string(), h))
+        );
     }
 }

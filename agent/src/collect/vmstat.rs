@@ -13,12 +13,13 @@ struct Vmstat {
 impl Collector for Vmstat {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         let text = util::read(&self.path)?;
+        let mut fields = self.fields.matcher();
         for line in text.lines() {
             let mut parts = line.split_whitespace();
             let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
                 continue;
             };
-            if !self.fields.is_match(name) {
+            if !fields.is_match(name) {
                 continue;
             }
             let Ok(v) = value.parse::<f64>() else {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::collect::{Family, MetricType};
+use crate::collect::{Family, MetricType, Sample, Text};
 
 /// `[alerts]` in nodetune.toml: evaluation, thresholds and durations, and where to push.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -147,8 +147,8 @@ pub struct Engine {
     prev: Option<(Instant, Counters)>,
 }
 
-fn series_key(f: &Family, labels: &[(String, String)]) -> String {
-    let mut k = f.name.clone();
+fn series_key(f: &Family, labels: &[(Text, String)]) -> String {
+    let mut k = f.name.to_string();
     for (n, v) in labels {
         k.push_str(&format!(",{n}={v}"));
     }
@@ -247,7 +247,7 @@ impl Engine {
         // Counters: remember every series of the counter families, rate against last tick.
         let mut counters = Counters::new();
         for (_, names, _) in COUNTER_SIGNALS {
-            for f in fams.iter().filter(|f| names.contains(&f.name.as_str())) {
+            for f in fams.iter().filter(|f| names.contains(&f.name.as_ref())) {
                 for s in &f.samples {
                     counters.insert(series_key(f, &s.labels), s.value);
                 }
@@ -257,7 +257,7 @@ impl Engine {
             let secs = now.duration_since(*then).as_secs_f64().max(1e-3);
             for (alert, names, split) in COUNTER_SIGNALS {
                 let mut by_label: BTreeMap<String, (f64, Vec<String>)> = BTreeMap::new();
-                for f in fams.iter().filter(|f| names.contains(&f.name.as_str())) {
+                for f in fams.iter().filter(|f| names.contains(&f.name.as_ref())) {
                     for s in &f.samples {
                         let k = series_key(f, &s.labels);
                         // A counter that went backwards (reset) counts from zero.
@@ -269,8 +269,8 @@ impl Engine {
                         let group = split.map(|l| label(s, l).to_string()).unwrap_or_default();
                         let e = by_label.entry(group).or_default();
                         e.0 += inc;
-                        if inc > 0.0 && !e.1.contains(&f.name) {
-                            e.1.push(f.name.clone());
+                        if inc > 0.0 && !e.1.iter().any(|n| *n == f.name) {
+                            e.1.push(f.name.to_string());
                         }
                     }
                 }
@@ -492,15 +492,15 @@ impl Engine {
             } else {
                 "pending"
             };
-            let mut labels: Vec<(&str, &str)> = vec![
-                ("alertname", a.name),
-                ("severity", a.severity),
-                ("state", state),
+            let mut labels: Vec<(Text, String)> = vec![
+                ("alertname".into(), a.name.to_string()),
+                ("severity".into(), a.severity.to_string()),
+                ("state".into(), state.to_string()),
             ];
             for (k, v) in &a.labels {
-                labels.push((k.as_str(), v.as_str()));
+                labels.push((k.clone().into(), v.clone()));
             }
-            f.push(&labels, 1.0);
+            f.samples.push(Sample { labels, value: 1.0 });
         }
         f
     }
@@ -549,7 +549,7 @@ pub fn saturation(fams: &[Family], resource: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
-    fn fam(name: &str, labels: &[(&str, &str)], v: f64) -> Family {
+    fn fam(name: &'static str, labels: &[(&'static str, &str)], v: f64) -> Family {
         let mut f = Family::new(name, "", MetricType::Untyped);
         f.push(labels, v);
         f

@@ -101,7 +101,7 @@ mod tests {
             root: d.path().into(),
         };
         let g = |n: &str, v: f64| {
-            let mut f = Family::new(n, "", MetricType::Gauge);
+            let mut f = Family::new(n.to_string(), "", MetricType::Gauge);
             f.push(&[], v);
             f
         };

@@ -250,10 +250,19 @@ struct EthtoolCollector {
 struct Out(BTreeMap<String, Family>);
 
 impl Out {
-    fn push(&mut self, name: &str, help: &str, kind: MetricType, labels: &[(&str, &str)], v: f64) {
+    fn push(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: MetricType,
+        labels: &[(&'static str, &str)],
+        v: f64,
+    ) {
         if !self.0.contains_key(name) {
-            self.0
-                .insert(name.to_string(), Family::new(name, help, kind));
+            self.0.insert(
+                name.to_string(),
+                Family::new(name.to_string(), help.to_string(), kind),
+            );
         }
         if let Some(f) = self.0.get_mut(name) {
             f.push(labels, v);

@@ -307,7 +307,7 @@ fn metrics_include_matches_the_sanitised_key() {
     c.collect(&mut fams).unwrap();
     let names: Vec<&str> = fams
         .iter()
-        .map(|f| f.name.as_str())
+        .map(|f| &*f.name)
         .filter(|n| n.starts_with("node_ethtool_") && *n != "node_ethtool_info")
         .collect();
     // `dup stat` and `dup_stat` collide: both dropped, even when only they are included.
