@@ -42,6 +42,9 @@ struct Cpu {
     isolated_path: PathBuf,
     /// Last exported times per CPU, so a counter that steps back is held, not exported.
     last: Mutex<HashMap<u32, Times>>,
+    /// (package, core) of each cpuN directory once read: fixed for the life of a logical
+    /// CPU, and two sysfs reads per CPU per scrape otherwise. A failed read is retried.
+    topology: Mutex<HashMap<PathBuf, (u64, u64)>>,
 }
 
 /// Far more CPUs than Linux supports (NR_CPUS is at most 8192).
@@ -312,12 +315,20 @@ impl Cpu {
     fn throttles(&self, dirs: &[(String, PathBuf)], out: &mut Vec<Family>) {
         let mut cores: BTreeMap<(u64, u64), f64> = BTreeMap::new();
         let mut packages: BTreeMap<u64, f64> = BTreeMap::new();
+        let mut topology = self.topology.lock().unwrap_or_else(|p| p.into_inner());
         for (_, dir) in dirs {
-            let (Some(pkg), Some(core)) = (
-                read_uint(&dir.join("topology/physical_package_id")),
-                read_uint(&dir.join("topology/core_id")),
-            ) else {
-                continue;
+            let (pkg, core) = match topology.get(dir) {
+                Some(known) => *known,
+                None => {
+                    let (Some(pkg), Some(core)) = (
+                        read_uint(&dir.join("topology/physical_package_id")),
+                        read_uint(&dir.join("topology/core_id")),
+                    ) else {
+                        continue;
+                    };
+                    topology.insert(dir.clone(), (pkg, core));
+                    (pkg, core)
+                }
             };
             // Read each core and package once; a sibling retries only if the first failed.
             if let Entry::Vacant(e) = cores.entry((pkg, core)) {
@@ -445,6 +456,7 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
         isolated: Mutex::new(isolated),
         isolated_path,
         last: Mutex::new(HashMap::new()),
+        topology: Mutex::new(HashMap::new()),
     }))
 }
 

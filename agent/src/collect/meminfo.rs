@@ -5,8 +5,19 @@ use std::path::PathBuf;
 
 use super::{util, Collector, Family, MetricType, Options};
 
-/// /proc/meminfo key → metric suffix, as node_exporter 1.12 names them.
-const FIELDS: &[(&str, &str)] = &[
+/// /proc/meminfo key → metric name and help, as node_exporter 1.12 names them; spelled out at
+/// compile time so a scrape allocates no names.
+macro_rules! fields {
+    ($(($key:literal, $suffix:literal),)*) => {
+        &[$((
+            $key,
+            concat!("node_memory_", $suffix),
+            concat!("Memory information field ", $suffix, "."),
+        ),)*]
+    };
+}
+
+const FIELDS: &[(&str, &str, &str)] = fields![
     ("Active", "Active_bytes"),
     ("Active(anon)", "Active_anon_bytes"),
     ("Active(file)", "Active_file_bytes"),
@@ -69,7 +80,7 @@ impl Collector for Meminfo {
             let Some((key, rest)) = line.split_once(':') else {
                 continue;
             };
-            let Some((_, suffix)) = FIELDS.iter().find(|(k, _)| *k == key) else {
+            let Some((_, name, help)) = FIELDS.iter().find(|(k, _, _)| *k == key) else {
                 continue;
             };
             let mut parts = rest.split_whitespace();
@@ -81,14 +92,12 @@ impl Collector for Meminfo {
             } else {
                 v
             };
-            let name = format!("node_memory_{suffix}");
-            let help = format!("Memory information field {suffix}.");
-            let kind = if suffix.ends_with("_total") {
+            let kind = if name.ends_with("_total") {
                 MetricType::Counter
             } else {
                 MetricType::Gauge
             };
-            let mut f = Family::new(name, help, kind);
+            let mut f = Family::new(*name, *help, kind);
             f.push(&[], v);
             out.push(f);
         }

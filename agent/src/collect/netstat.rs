@@ -4,42 +4,71 @@
 //! netstat and snmp are required, snmp6 is optional (IPv6 disabled); a header/value pair with
 //! different field counts or a value that is not a number fails the collector.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
 
 use super::{util, Collector, Family, MetricType, Options};
 
-/// Protocol → field → raw value. A protocol seen again replaces the earlier one (as the Go
-/// maps node_exporter merges into do).
-pub type Stats<'a> = BTreeMap<&'a str, BTreeMap<&'a str, &'a str>>;
+/// Protocol → its (field, raw value) pairs in file order. A protocol seen again replaces the
+/// earlier one (as the Go maps node_exporter merges into do). A handful of protocols, so a
+/// list searched in order: a sorted map cost a string comparison per level for each of the
+/// 400 fields of every scrape.
+#[derive(Default)]
+pub struct Stats<'a>(pub Vec<(&'a str, Vec<(&'a str, &'a str)>)>);
+
+impl<'a> Stats<'a> {
+    /// The field list of `proto`, emptied if `replace`, created if new.
+    fn proto(&mut self, proto: &'a str, replace: bool) -> &mut Vec<(&'a str, &'a str)> {
+        let at = match self.0.iter().position(|(p, _)| *p == proto) {
+            Some(at) => at,
+            None => {
+                self.0.push((proto, Vec::new()));
+                self.0.len() - 1
+            }
+        };
+        let fields = &mut self.0[at].1;
+        if replace {
+            fields.clear();
+        }
+        fields
+    }
+
+    /// Adds `other`'s protocols, each replacing one of the same name.
+    fn extend(&mut self, other: Stats<'a>) {
+        for (proto, fields) in other.0 {
+            *self.proto(proto, true) = fields;
+        }
+    }
+}
 
 /// Parses "Proto: a b c" / "Proto: 1 2 3" line pairs, the format of /proc/net/netstat and
 /// /proc/net/snmp.
 pub fn parse_pairs(text: &str) -> anyhow::Result<Stats<'_>> {
-    let mut out = Stats::new();
+    let mut out = Stats::default();
     let mut lines = text.lines();
     while let Some(header) = lines.next() {
         let values = lines.next().unwrap_or("");
         // Split on single spaces like node_exporter: the kernel writes exactly one.
-        let names: Vec<&str> = header.split(' ').collect();
-        let vals: Vec<&str> = values.split(' ').collect();
-        let proto = names[0]
-            .strip_suffix(':')
+        let mut names = header.split(' ');
+        let mut vals = values.split(' ');
+        let proto = names
+            .next()
+            .and_then(|p| p.strip_suffix(':'))
             .with_context(|| format!("malformed header line {header:?}"))?;
-        anyhow::ensure!(
-            names.len() == vals.len(),
-            "field count mismatch for {proto}: {} names, {} values",
-            names.len() - 1,
-            vals.len() - 1
-        );
-        let fields = names[1..]
-            .iter()
-            .zip(&vals[1..])
-            .map(|(n, v)| (*n, *v))
-            .collect();
-        out.insert(proto, fields);
+        vals.next();
+        let fields = out.proto(proto, true);
+        loop {
+            match (names.next(), vals.next()) {
+                (Some(n), Some(v)) => fields.push((n, v)),
+                (None, None) => break,
+                _ => anyhow::bail!(
+                    "field count mismatch for {proto}: {} names, {} values",
+                    header.split(' ').count() - 1,
+                    values.split(' ').count() - 1
+                ),
+            }
+        }
     }
     Ok(out)
 }
@@ -47,16 +76,14 @@ pub fn parse_pairs(text: &str) -> anyhow::Result<Stats<'_>> {
 /// Parses snmp6 "Ip6InOctets 123" lines: the protocol is the name up to its first '6'; lines
 /// without a '6' or a value are skipped.
 pub fn parse_snmp6(text: &str) -> Stats<'_> {
-    let mut out = Stats::new();
+    let mut out = Stats::default();
     for l in text.lines() {
         let mut it = l.split_whitespace();
         let (Some(name), Some(value)) = (it.next(), it.next()) else {
             continue;
         };
         let Some(i) = name.find('6') else { continue };
-        out.entry(&name[..=i])
-            .or_default()
-            .insert(&name[i + 1..], value);
+        out.proto(&name[..=i], false).push((&name[i + 1..], value));
     }
     out
 }
@@ -91,7 +118,8 @@ impl Collector for Netstat {
         stats.extend(parse_snmp6(&snmp6));
         let mut key = String::new();
         let mut fields_wanted = self.fields.matcher();
-        for (proto, fields) in &stats {
+        let mut mine = Vec::new();
+        for (proto, fields) in &stats.0 {
             for (field, value) in fields {
                 // Every value must parse, selected or not, as in node_exporter.
                 let v: f64 = value
@@ -110,9 +138,20 @@ impl Collector for Netstat {
                     MetricType::Untyped,
                 );
                 f.push(&[], v);
-                out.push(f);
+                mine.push(f);
             }
         }
+        // A field named twice for one protocol (never by the kernel): the last value wins,
+        // as it does in node_exporter's map. Only the few selected fields are sorted.
+        mine.sort_by(|a, b| a.name.cmp(&b.name));
+        mine.dedup_by(|later, kept| {
+            let same = later.name == kept.name;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
+        out.append(&mut mine);
         Ok(())
     }
 }
@@ -202,6 +241,33 @@ mod tests {
         );
         assert!(run(&[("snmp", SNMP)], None).is_err());
         assert!(run(&[("netstat", NETSTAT)], None).is_err());
+    }
+
+    #[test]
+    fn repeats_resolve_as_in_node_exporter() {
+        // A protocol seen again replaces the earlier one, in the same file or the next; a
+        // field named twice keeps its last value.
+        let m = run(
+            &[
+                (
+                    "netstat",
+                    "TcpExt: ListenDrops ListenOverflows\nTcpExt: 1 2\nTcpExt: ListenDrops ListenDrops\nTcpExt: 3 4\n",
+                ),
+                ("snmp", "Tcp: InErrs\nTcp: 5\nUdp: NoPorts\nUdp: 6\n"),
+                ("snmp6", "Udp6InDatagrams 7\n"),
+            ],
+            Some(".*"),
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            [
+                ("node_netstat_TcpExt_ListenDrops".to_string(), 4.0),
+                ("node_netstat_Tcp_InErrs".to_string(), 5.0),
+                ("node_netstat_Udp6_InDatagrams".to_string(), 7.0),
+                ("node_netstat_Udp_NoPorts".to_string(), 6.0),
+            ]
+        );
     }
 
     #[test]

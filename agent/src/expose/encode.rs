@@ -60,6 +60,9 @@ pub fn write_float(out: &mut String, v: f64) {
     } else if v == 0.0 {
         // client_golang writes -0 as "0" too (its `f == 0` case comes first).
         out.push('0');
+    } else if v.fract() == 0.0 && v.abs() < 1e6 {
+        // Most samples are counts: the same digits as below, without float formatting.
+        let _ = write!(out, "{}", v as i64);
     } else {
         let mut sci = FloatBuf { b: [0; 48], n: 0 };
         let _ = write!(sci, "{v:e}");
@@ -68,7 +71,32 @@ pub fn write_float(out: &mut String, v: f64) {
         let (mant, exp) = sci.split_once('e').unwrap_or((sci, "0"));
         let exp: i32 = exp.parse().unwrap_or(0);
         if (-4..6).contains(&exp) {
-            let _ = write!(out, "{v}");
+            // The same shortest digits, with the point moved: "1.2345e3" is "1234.5".
+            let (sign, mant) = match mant.strip_prefix('-') {
+                Some(m) => ("-", m),
+                None => ("", mant),
+            };
+            let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+            out.push_str(sign);
+            if exp < 0 {
+                out.push_str("0.");
+                out.extend(std::iter::repeat_n('0', (-exp - 1) as usize));
+                out.push_str(int);
+                out.push_str(frac);
+            } else {
+                // exp < 6 and the digits came from a non-integer or a value < 1e6 with an
+                // exponent in range, so there is always a fractional part to place.
+                let point = exp as usize;
+                out.push_str(int);
+                if frac.len() > point {
+                    out.push_str(&frac[..point]);
+                    out.push('.');
+                    out.push_str(&frac[point..]);
+                } else {
+                    out.push_str(frac);
+                    out.extend(std::iter::repeat_n('0', point - frac.len()));
+                }
+            }
         } else {
             out.push_str(mant);
             let _ = write!(
@@ -210,6 +238,26 @@ mod tests {
         assert_eq!(f(f64::INFINITY), "+Inf");
         assert_eq!(f(f64::NAN), "NaN");
         assert_eq!(f(1.8446744073709552e19), "1.8446744073709552e+19");
+    }
+
+    #[test]
+    fn plain_notation_has_the_shortest_digits() {
+        assert_eq!(f(1234.5), "1234.5");
+        assert_eq!(f(-0.00123), "-0.00123");
+        assert_eq!(f(999999.5), "999999.5");
+        assert_eq!(f(-999999.0), "-999999");
+        assert_eq!(f(12.000001), "12.000001");
+        // Rust's Display writes the same shortest digits in plain notation: check many values
+        // across the range where Go writes plain notation.
+        let mut x = 0.000_123_456_789_f64;
+        while x < 1e6 {
+            for v in [x, -x, x.floor(), x + 0.5] {
+                if v.abs() >= 1e-4 && v.abs() < 1e6 && v != 0.0 {
+                    assert_eq!(f(v), format!("{v}"), "{v:e}");
+                }
+            }
+            x *= 1.37;
+        }
     }
 
     #[test]
