@@ -1,5 +1,6 @@
-//! The daemon's event loop on the current-thread runtime: drift ticks, alert ticks (collection
-//! runs on a blocking thread), profile-file polling, SIGHUP reloads, watchdog pings, and a
+//! The daemon's event loop on the current-thread runtime: drift ticks, alert ticks (the
+//! collection they read runs on the collectors' worker pool, awaited), the release of start-up
+//! code pages after the first one, profile-file polling, SIGHUP reloads, watchdog pings, and a
 //! clean stop on SIGTERM or SIGINT.
 
 use std::future::Future;
