@@ -84,8 +84,7 @@ pub fn write_float(out: &mut String, v: f64) {
                 out.push_str(int);
                 out.push_str(frac);
             } else {
-                // exp < 6 and the digits came from a non-integer or a value < 1e6 with an
-                // exponent in range, so there is always a fractional part to place.
+                // The point moves right by `exp` digits, padded with zeros if they run out.
                 let point = exp as usize;
                 out.push_str(int);
                 if frac.len() > point {
