@@ -238,6 +238,8 @@ const FOREIGN_VALUE_FLAGS: &[&str] = &[
     "runtime.gomaxprocs",
     "log.level",
     "log.format",
+    "collector.arp.device-exclude",
+    "collector.arp.device-include",
     "collector.diskstats.device-exclude",
     "collector.diskstats.device-include",
     "collector.filesystem.fs-types-exclude",
@@ -256,7 +258,9 @@ const FOREIGN_VALUE_FLAGS: &[&str] = &[
 
 /// Boolean node_exporter flags accepted and ignored (also as `--no-…`).
 const FOREIGN_BOOL_FLAGS: &[&str] = &[
+    "collector.arp.netlink",
     "collector.bcache.priorityStats",
+    "collector.netclass.ignore-invalid-speed",
     "collector.netclass.netlink",
     "collector.systemd.enable-restarts-metrics",
     "collector.systemd.enable-start-time-metrics",
