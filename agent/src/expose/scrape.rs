@@ -122,8 +122,8 @@ impl Pool {
                 .spawn(move || self.work(&mine));
             match started {
                 Ok(_) => st.workers.push(busy),
-                Err(e) => crate::daemon::log::log(
-                    crate::daemon::log::Level::Error,
+                Err(e) => crate::base::log::log(
+                    crate::base::log::Level::Error,
                     &format!("starting a collector thread: {e}"),
                     &[],
                 ),
@@ -231,8 +231,8 @@ fn run(slot: &Slot) {
     })) {
         Ok(r) => r.is_ok(),
         Err(_) => {
-            crate::daemon::log::log(
-                crate::daemon::log::Level::Error,
+            crate::base::log::log(
+                crate::base::log::Level::Error,
                 &format!("the {} collector panicked; it fails this scrape", slot.name),
                 &[],
             );

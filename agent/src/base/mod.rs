@@ -1,0 +1,8 @@
+//! Leaf pieces that every layer may use and that use nothing else of nodetune's: logging,
+//! durations, source positions, the file-trust check and the daemon mode.
+
+pub mod duration;
+pub mod log;
+pub mod mode;
+pub mod pos;
+pub mod trust;
