@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod alerts;
 pub mod common;
 pub mod metrics;
 pub mod profile;
@@ -44,6 +45,8 @@ pub enum Command {
     Status(status::Args),
     /// Suggest a profile from host facts, and knobs from live saturation signals.
     Recommend(recommend::Args),
+    /// The alert catalogue, and Prometheus rules that compute the same conditions.
+    Alerts(alerts::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Write the man pages (nodetune.1 and one per subcommand) into a directory.
@@ -65,6 +68,7 @@ pub fn main() -> i32 {
         Command::Use(args) => tune::use_main(args),
         Command::Status(args) => status::main(args),
         Command::Recommend(args) => recommend::main(args),
+        Command::Alerts(args) => alerts::main(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -7,12 +7,16 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use anyhow::Context;
+
 use super::common::{print_json, Output, Roots};
-use crate::collect::{self, Family};
+use crate::collect;
 use crate::profile::resolve;
 use crate::tune::{self, Action};
-use crate::watch::alerts::{Engine, Thresholds};
-use crate::watch::saturation;
+use crate::watch::alerts::Thresholds;
+use crate::watch::rules::Evaluator;
+use crate::watch::saturation::Saturation;
+use crate::watch::snapshot::Sampler;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -67,53 +71,28 @@ fn listening_ports(procfs: &Path) -> BTreeSet<u16> {
     ports
 }
 
-fn sample(fams: &[Family], name: &str) -> Option<f64> {
-    fams.iter()
-        .find(|f| f.name == name)
-        .and_then(|f| f.samples.first())
-        .map(|s| s.value)
-}
-
-/// Collects the counters alert rules read, with the collectors' default settings.
-fn collect_counters(roots: &Roots) -> Vec<Family> {
-    let flags = [
+/// The alert inputs of this host, read with the collectors' default settings.
+fn sampler(roots: &Roots) -> anyhow::Result<Sampler> {
+    let opts = collect::Options::from_flags([
         format!("--path.procfs={}", roots.procfs.display()),
         format!("--path.sysfs={}", roots.sysfs.display()),
-    ];
-    let Ok(opts) = collect::Options::from_flags(flags) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for name in [
-        "netstat",
-        "sockstat",
-        "conntrack",
-        "filefd",
-        "softnet",
-        "netdev",
-        "hwmon",
-        "cpu",
-    ] {
-        if let Some(e) = collect::ALL.iter().find(|e| e.name == name) {
-            if let Ok(c) = (e.build)(&opts) {
-                let mut fams = Vec::new();
-                if c.collect(&mut fams).is_ok() {
-                    out.extend(fams);
-                }
-            }
-        }
-    }
-    out
+    ])
+    .context("collector settings")?;
+    Sampler::new(&opts, &roots.kernel())
 }
 
 pub fn main(a: &Args) -> anyhow::Result<i32> {
     let ports = listening_ports(&a.roots.procfs);
-    let first = collect_counters(&a.roots);
+    let sampler = sampler(&a.roots)?;
+    let mut rules = Evaluator::default();
+    let thresholds = Thresholds::default();
+    let first = sampler.read();
     let t0 = Instant::now();
+    let sat0 = Saturation::of(&first);
+    rules.evaluate(first, t0, &sat0, &[], "", &thresholds);
     std::thread::sleep(a.interval);
-    let second = collect_counters(&a.roots);
-    let tcp_inuse = sample(&second, "node_sockstat_TCP_inuse").unwrap_or(0.0);
-
+    let second = sampler.read();
+    let tcp_inuse = second.tcp_sockets.map_or(0, |t| t.inuse);
     let (profile, reason) = if ports.contains(&443) || ports.contains(&80) {
         (
             "api-gateway",
@@ -128,7 +107,7 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
                 shown.join(", ")
             ),
         )
-    } else if tcp_inuse > 1000.0 {
+    } else if tcp_inuse > 1000 {
         (
             "load-generator",
             format!("no listeners but {tcp_inuse} TCP sockets in use: a client"),
@@ -140,38 +119,27 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
         )
     };
 
-    // Evaluate every signal without waiting: anything past its threshold, or within reach.
-    let kernel = a.roots.kernel();
-    let mut engine = Engine::new(Thresholds {
-        for_duration: Duration::ZERO,
-        ..Thresholds::default()
-    });
-    let with_sat = |mut f: Vec<Family>| {
-        let s = saturation::family(&f, &kernel);
-        f.push(s);
-        f
-    };
-    engine.signals(&with_sat(first), t0);
-    let signals = engine.signals(&with_sat(second), t0 + a.interval);
+    // Every signal now, without waiting: anything past its threshold, or within reach.
+    let sat = Saturation::of(&second);
+    let found = rules.evaluate(second, t0 + a.interval, &sat, &[], "", &thresholds);
     let mut findings = Vec::new();
-    for s in &signals {
+    for f in &found {
+        let s = &f.signal;
         let near = s.labels.iter().any(|(k, _)| k == "resource") && s.value >= 0.5 && !s.active;
         if !(s.active || near) {
             continue;
         }
-        let d = engine.update(std::slice::from_ref(s), t0 + a.interval);
-        let remedy = d.first().map(|t| t.alert.remedy).unwrap_or("");
         findings.push(Finding {
-            alert: s.name,
+            alert: f.alert.name,
             labels: s.labels.clone(),
             level: if s.active { "firing" } else { "near" },
             summary: s.summary.clone(),
-            remedy,
+            remedy: f.alert.remedy,
         });
     }
     let facts = a.roots.facts()?;
     let changes = resolve(&a.roots.library(), profile, &facts)
-        .map(|eff| tune::plan(&eff, &kernel, &tune::Netns::host()).count(Action::Change))
+        .map(|eff| tune::plan(&eff, &a.roots.kernel(), &tune::Netns::host()).count(Action::Change))
         .unwrap_or(0);
     let rec = Recommendation {
         profile: profile.into(),

@@ -17,6 +17,7 @@ use crate::expose::http::{self, Endpoint};
 use crate::expose::scrape::Scraper;
 use crate::profile::Library;
 use crate::tune::{Kernel, Store};
+use crate::watch::snapshot::Sampler;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -132,15 +133,9 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
         log::log(log::Level::Warning, &w, &[]);
     }
     let scraper = Scraper::new(&a.collect)?;
-    // Alert rules also read two TcpExt counters node_exporter does not export by default.
-    let mut alert_opts = a.collect.clone();
-    alert_opts.netstat_fields = format!(
-        "{}|^TcpExt_(TCPReqQFullDrop|TCPMemoryPressures)$",
-        alert_opts.netstat_fields
-    );
-    // …and how full the accept queues are.
-    alert_opts.toggles.explicit.push(("listen_queue", true));
-    let alert_scraper = Scraper::new(&alert_opts)?;
+    // The alert rules read their own typed inputs (with the same roots and filters), not a
+    // second scrape.
+    let sampler = Sampler::new(&a.collect, &d.settings().kernel)?;
     let daemon = Arc::new(Mutex::new(d));
     let extra_daemon = daemon.clone();
     let ep = Arc::new(Endpoint {
@@ -177,12 +172,7 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
         }
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(http::serve(listeners, ep.clone(), stopped));
-        let alert_scraper = Arc::new(alert_scraper);
-        let collect: daemon::run::Collect = Arc::new(move || {
-            let s = alert_scraper.clone();
-            Box::pin(async move { s.scrape_async(&|_| true).await })
-        });
-        let result = daemon::run::run(daemon, collect).await;
+        let result = daemon::run::run(daemon, sampler).await;
         // Stop accepting; requests in flight are answered before the process exits.
         let _ = stop.send(true);
         let _ = server.await;

@@ -4,7 +4,7 @@
 //! columns; search_restart only in the 17th, else 0), so kernels that renamed unused columns
 //! (searched → clashres, delete_list → chainlength) read the same.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -50,34 +50,71 @@ fn sum_stats(text: &str) -> anyhow::Result<[u64; 17]> {
     Ok(sums)
 }
 
+/// The conntrack table: its size, its limit and the per-CPU statistics summed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Table {
+    pub entries: f64,
+    pub limit: f64,
+    /// /proc/net/stat/nf_conntrack summed over CPUs, by column; `None` without the file.
+    pub stats: Option<[u64; 17]>,
+}
+
+impl Table {
+    /// Packets dropped because conntrack failed (the table was full).
+    pub fn drop(&self) -> Option<u64> {
+        self.stats.map(|s| s[10])
+    }
+    /// Entries dropped to make room for new ones at the table's maximum.
+    pub fn early_drop(&self) -> Option<u64> {
+        self.stats.map(|s| s[11])
+    }
+    /// Entries whose insertion into the table failed.
+    pub fn insert_failed(&self) -> Option<u64> {
+        self.stats.map(|s| s[9])
+    }
+}
+
+/// Reads the table's size and limit and its statistics. Without the module the size and
+/// limit are absent: an error (no data).
+pub fn read(procfs: &Path) -> anyhow::Result<Table> {
+    let num = |file: &str| {
+        let path = procfs.join("sys/net/netfilter").join(file);
+        util::read_num(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    let (entries, limit) = (num("nf_conntrack_count")?, num("nf_conntrack_max")?);
+    let path = procfs.join("net/stat/nf_conntrack");
+    let stats = match util::read_text(&path) {
+        Ok(text) => Some(sum_stats(&text).with_context(|| format!("parsing {}", path.display()))?),
+        // node_exporter still exports the table size then (and flags the scrape); the size
+        // and limit matter most, so keep them and report success.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    Ok(Table {
+        entries,
+        limit,
+        stats,
+    })
+}
+
 impl Collector for Conntrack {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        // Without the module these keys are absent: the collector fails (no data).
-        for (file, name, help) in [
-            (
-                "nf_conntrack_count",
-                "node_nf_conntrack_entries",
-                "Number of currently allocated flow entries for connection tracking.",
-            ),
-            (
-                "nf_conntrack_max",
-                "node_nf_conntrack_entries_limit",
-                "Maximum size of connection tracking table.",
-            ),
-        ] {
-            let path = self.procfs.join("sys/net/netfilter").join(file);
-            let v = util::read_num(&path).with_context(|| format!("reading {}", path.display()))?;
-            gauge(out, name, help, v);
-        }
-        let path = self.procfs.join("net/stat/nf_conntrack");
-        let text = match util::read_text(&path) {
-            Ok(t) => t,
-            // node_exporter still exports the table size then (and flags the scrape); the
-            // size and limit matter most, so keep them and report success.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        let t = read(&self.procfs)?;
+        gauge(
+            out,
+            "node_nf_conntrack_entries",
+            "Number of currently allocated flow entries for connection tracking.",
+            t.entries,
+        );
+        gauge(
+            out,
+            "node_nf_conntrack_entries_limit",
+            "Maximum size of connection tracking table.",
+            t.limit,
+        );
+        let Some(sums) = t.stats else {
+            return Ok(());
         };
-        let sums = sum_stats(&text).with_context(|| format!("parsing {}", path.display()))?;
         for (col, name, help) in STATS {
             gauge(
                 out,
@@ -141,6 +178,18 @@ mod tests {
         assert_eq!(get("node_nf_conntrack_stat_early_drop"), Some(14.0));
         assert_eq!(get("node_nf_conntrack_stat_search_restart"), Some(18.0));
         assert_eq!(m.len(), 10);
+        // The typed accessors read the same columns the families do.
+        let d = tempfile::tempdir().unwrap();
+        for (f, t) in [COUNT, MAX, ("net/stat/nf_conntrack", NEW_KERNEL)] {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, t).unwrap();
+        }
+        let t = read(d.path()).unwrap();
+        assert_eq!(
+            (t.drop(), t.early_drop(), t.insert_failed()),
+            (Some(12), Some(14), Some(10))
+        );
     }
 
     #[test]

@@ -42,9 +42,70 @@ struct Cpu {
     isolated_path: PathBuf,
     /// Last exported times per CPU, so a counter that steps back is held, not exported.
     last: Mutex<HashMap<u32, Times>>,
+    throttles: ThrottleReader,
+}
+
+/// Thermal-throttle counters: one per (package, core) and one per package (hyper-threads
+/// share them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Throttles {
+    pub cores: BTreeMap<(u64, u64), u64>,
+    pub packages: BTreeMap<u64, u64>,
+}
+
+/// Reads the throttle counters under a sysfs root.
+pub struct ThrottleReader {
+    cpu_dir: PathBuf,
     /// (package, core) of each cpuN directory once read: fixed for the life of a logical
     /// CPU, and two sysfs reads per CPU per scrape otherwise. A failed read is retried.
     topology: Mutex<HashMap<PathBuf, (u64, u64)>>,
+}
+
+impl ThrottleReader {
+    pub fn new(sysfs: &Path) -> ThrottleReader {
+        ThrottleReader {
+            cpu_dir: sysfs.join("devices/system/cpu"),
+            topology: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Lists the CPUs and reads their counters.
+    pub fn read(&self) -> Throttles {
+        self.read_dirs(&cpu_dirs(&self.cpu_dir))
+    }
+
+    /// Reads the counters of the listed CPU directories.
+    fn read_dirs(&self, dirs: &[(String, PathBuf)]) -> Throttles {
+        let mut t = Throttles::default();
+        let mut topology = self.topology.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, dir) in dirs {
+            let (pkg, core) = match topology.get(dir) {
+                Some(known) => *known,
+                None => {
+                    let (Some(pkg), Some(core)) = (
+                        read_uint(&dir.join("topology/physical_package_id")),
+                        read_uint(&dir.join("topology/core_id")),
+                    ) else {
+                        continue;
+                    };
+                    topology.insert(dir.clone(), (pkg, core));
+                    (pkg, core)
+                }
+            };
+            // Read each core and package once; a sibling retries only if the first failed.
+            if let Entry::Vacant(e) = t.cores.entry((pkg, core)) {
+                if let Some(v) = read_uint(&dir.join("thermal_throttle/core_throttle_count")) {
+                    e.insert(v);
+                }
+            }
+            if let Entry::Vacant(e) = t.packages.entry(pkg) {
+                if let Some(v) = read_uint(&dir.join("thermal_throttle/package_throttle_count")) {
+                    e.insert(v);
+                }
+            }
+        }
+        t
+    }
 }
 
 /// Far more CPUs than Linux supports (NR_CPUS is at most 8192).
@@ -311,37 +372,8 @@ impl Cpu {
         Ok(())
     }
 
-    /// One reading per (package, core) and per package: hyper-threads share them.
     fn throttles(&self, dirs: &[(String, PathBuf)], out: &mut Vec<Family>) {
-        let mut cores: BTreeMap<(u64, u64), f64> = BTreeMap::new();
-        let mut packages: BTreeMap<u64, f64> = BTreeMap::new();
-        let mut topology = self.topology.lock().unwrap_or_else(|p| p.into_inner());
-        for (_, dir) in dirs {
-            let (pkg, core) = match topology.get(dir) {
-                Some(known) => *known,
-                None => {
-                    let (Some(pkg), Some(core)) = (
-                        read_uint(&dir.join("topology/physical_package_id")),
-                        read_uint(&dir.join("topology/core_id")),
-                    ) else {
-                        continue;
-                    };
-                    topology.insert(dir.clone(), (pkg, core));
-                    (pkg, core)
-                }
-            };
-            // Read each core and package once; a sibling retries only if the first failed.
-            if let Entry::Vacant(e) = cores.entry((pkg, core)) {
-                if let Some(v) = read_uint(&dir.join("thermal_throttle/core_throttle_count")) {
-                    e.insert(v as f64);
-                }
-            }
-            if let Entry::Vacant(e) = packages.entry(pkg) {
-                if let Some(v) = read_uint(&dir.join("thermal_throttle/package_throttle_count")) {
-                    e.insert(v as f64);
-                }
-            }
-        }
+        let Throttles { cores, packages } = self.throttles.read_dirs(dirs);
         let mut f = Family::new(
             "node_cpu_core_throttles_total",
             "Number of times this CPU core has been throttled.",
@@ -350,7 +382,7 @@ impl Cpu {
         for ((pkg, core), v) in &cores {
             f.push(
                 &[("package", &pkg.to_string()), ("core", &core.to_string())],
-                *v,
+                *v as f64,
             );
         }
         out.push(f);
@@ -360,7 +392,7 @@ impl Cpu {
             MetricType::Counter,
         );
         for (pkg, v) in &packages {
-            f.push(&[("package", &pkg.to_string())], *v);
+            f.push(&[("package", &pkg.to_string())], *v as f64);
         }
         out.push(f);
     }
@@ -456,7 +488,7 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
         isolated: Mutex::new(isolated),
         isolated_path,
         last: Mutex::new(HashMap::new()),
-        topology: Mutex::new(HashMap::new()),
+        throttles: ThrottleReader::new(&opts.sysfs),
     }))
 }
 

@@ -1,8 +1,29 @@
 //! filefd collector: allocated and maximum file handles from /proc/sys/fs/file-nr.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{util, Collector, Family, MetricType, Options};
+
+/// /proc/sys/fs/file-nr: file handles allocated, and the most there may be (fs.file-max).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FileNr {
+    pub allocated: f64,
+    pub maximum: f64,
+}
+
+/// Reads and parses file-nr ("allocated unused maximum").
+pub fn read(path: &Path) -> anyhow::Result<FileNr> {
+    let text = util::read(path)?;
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .map(|f| f.parse())
+        .collect::<Result<_, _>>()?;
+    anyhow::ensure!(v.len() == 3, "{}: expected 3 fields", path.display());
+    Ok(FileNr {
+        allocated: v[0],
+        maximum: v[2],
+    })
+}
 
 struct Filefd {
     path: PathBuf,
@@ -10,26 +31,21 @@ struct Filefd {
 
 impl Collector for Filefd {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let text = util::read(&self.path)?;
-        let v: Vec<f64> = text
-            .split_whitespace()
-            .map(|f| f.parse())
-            .collect::<Result<_, _>>()?;
-        anyhow::ensure!(v.len() == 3, "{}: expected 3 fields", self.path.display());
-        for (name, help, i) in [
+        let nr = read(&self.path)?;
+        for (name, help, v) in [
             (
                 "node_filefd_allocated",
                 "File descriptor statistics: allocated.",
-                0,
+                nr.allocated,
             ),
             (
                 "node_filefd_maximum",
                 "File descriptor statistics: maximum.",
-                2,
+                nr.maximum,
             ),
         ] {
             let mut f = Family::new(name, help, MetricType::Gauge);
-            f.push(&[], v[i]);
+            f.push(&[], v);
             out.push(f);
         }
         Ok(())

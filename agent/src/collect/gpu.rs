@@ -299,17 +299,34 @@ impl Source for Unavailable {
     }
 }
 
-pub fn build(_opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
+/// NVML when the library loads, else a source that fails with the reason.
+pub fn source() -> Box<dyn Source> {
     #[cfg(feature = "gpu")]
-    let source: Box<dyn Source> = match nvml::Nvml::load() {
+    return match nvml::Nvml::load() {
         Ok(n) => Box::new(n),
         Err(e) => Box::new(Unavailable(format!("{e:#}"))),
     };
     #[cfg(not(feature = "gpu"))]
-    let source: Box<dyn Source> = Box::new(Unavailable(
+    Box::new(Unavailable(
         "built without GPU support (cargo feature `gpu`)".into(),
-    ));
-    Ok(Box::new(Gpu { source }))
+    ))
+}
+
+/// The reasons other than idle and application clocks for which a GPU's clocks are held
+/// down now (the ThermalThrottling rule's GPU input).
+pub fn throttling(r: &Reading) -> impl Iterator<Item = &'static str> + '_ {
+    REASONS
+        .iter()
+        .filter(move |(bit, name)| {
+            r.throttle_reasons.is_some_and(|b| b & bit != 0)
+                && *name != "gpu_idle"
+                && *name != "applications_clocks_setting"
+        })
+        .map(|(_, name)| *name)
+}
+
+pub fn build(_opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
+    Ok(Box::new(Gpu { source: source() }))
 }
 
 #[cfg(test)]

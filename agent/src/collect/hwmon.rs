@@ -60,10 +60,96 @@ impl Filter {
     }
 }
 
-struct Hwmon {
+/// One hwmon chip as read: its exported label (collision suffix included), its `name`, and
+/// its sensors' raw values.
+pub struct Chip {
+    pub label: String,
+    pub name: Option<String>,
+    data: SensorData,
+}
+
+/// A temperature sensor and its limits, in °C.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Temp {
+    pub chip: String,
+    pub sensor: String,
+    pub celsius: f64,
+    pub crit: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// Reads the chips under a sysfs root, with the chip and sensor filters applied.
+pub struct Reader {
     dir: PathBuf,
     chips: Filter,
     sensors: Filter,
+}
+
+impl Reader {
+    pub fn new(opts: &Options) -> anyhow::Result<Reader> {
+        Ok(Reader {
+            dir: opts.sysfs.join("class/hwmon"),
+            chips: Filter::new(&opts.hwmon_chip_include, &opts.hwmon_chip_exclude, "chip")?,
+            sensors: Filter::new(
+                &opts.hwmon_sensor_include,
+                &opts.hwmon_sensor_exclude,
+                "sensor",
+            )?,
+        })
+    }
+
+    /// Reads every chip the filters keep; `only` limits the sensors read to one kind.
+    fn chips(&self, only: Option<&str>) -> anyhow::Result<Vec<Chip>> {
+        let entries = std::fs::read_dir(&self.dir)
+            .with_context(|| format!("reading {}", self.dir.display()))?;
+        let mut dirs: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        let mut out = Vec::new();
+        for (dir, (label, name)) in dirs.iter().zip(chip_labels(&dirs)) {
+            // Filters see the label that is exported, collision suffix included.
+            if self.chips.ignored(&label) {
+                continue;
+            }
+            let mut data = SensorData::new();
+            collect_dir(dir, only, &mut data);
+            collect_dir(&dir.join("device"), only, &mut data);
+            // Matched as "<chip>;<sensor>", so one sensor of one chip can be picked.
+            data.retain(|sensor, _| !self.sensors.ignored(&format!("{label};{sensor}")));
+            out.push(Chip { label, name, data });
+        }
+        Ok(out)
+    }
+
+    /// Every temperature with its `crit` and `max` limits (the ThermalThrottling rule's
+    /// input), as node_hwmon_temp_celsius and its limit families report them.
+    pub fn temps(&self) -> anyhow::Result<Vec<Temp>> {
+        let milli = |raw: Option<&Vec<u8>>| raw.and_then(|r| num(r)).map(|v| v * 0.001);
+        let mut out = Vec::new();
+        for chip in self.chips(Some("temp"))? {
+            for (sensor, props) in &chip.data {
+                let Some(celsius) = milli(props.get("")).or_else(|| milli(props.get("input")))
+                else {
+                    continue;
+                };
+                out.push(Temp {
+                    chip: chip.label.clone(),
+                    sensor: sensor.clone(),
+                    celsius,
+                    crit: milli(props.get("crit")),
+                    max: milli(props.get("max")),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+struct Hwmon {
+    reader: Reader,
 }
 
 /// One raw read() of up to 128 bytes with newlines trimmed (not other white space, so values
@@ -141,7 +227,8 @@ fn explode(file: &str) -> Option<(&str, u64, &str)> {
 /// sensor → property → raw value, from the hwmon dir and its device dir.
 type SensorData = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
 
-fn collect_dir(dir: &Path, data: &mut SensorData) {
+/// Reads the sensor files of one directory; `only` limits them to one sensor kind.
+fn collect_dir(dir: &Path, only: Option<&str>, data: &mut SensorData) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -150,7 +237,7 @@ fn collect_dir(dir: &Path, data: &mut SensorData) {
         let Some((kind, num, prop)) = explode(&name) else {
             continue;
         };
-        if !SENSOR_TYPES.contains(&kind) {
+        if !SENSOR_TYPES.contains(&kind) || only.is_some_and(|o| o != kind) {
             continue;
         }
         if let Ok(v) = read_raw(&e.path()) {
@@ -253,10 +340,6 @@ impl Hwmon {
     fn emit(&self, chip: &str, data: &SensorData, fams: &mut BTreeMap<String, Family>) {
         let g = MetricType::Gauge;
         for (sensor, props) in data {
-            // Matched as "<chip>;<sensor>", so one sensor of one chip can be picked.
-            if self.sensors.ignored(&format!("{chip};{sensor}")) {
-                continue;
-            }
             let kind = explode(sensor).map(|e| e.0).unwrap_or("");
             let labels = [("chip", chip), ("sensor", sensor.as_str())];
             let label = props.get("label").map(|l| valid_utf8(l));
@@ -427,34 +510,19 @@ impl Hwmon {
 
 impl Collector for Hwmon {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let entries = std::fs::read_dir(&self.dir)
-            .with_context(|| format!("reading {}", self.dir.display()))?;
-        let mut dirs: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        dirs.sort();
         let mut fams: BTreeMap<String, Family> = BTreeMap::new();
-        for (dir, (chip, name)) in dirs.iter().zip(chip_labels(&dirs)) {
-            // Filters see the label that is exported, collision suffix included.
-            if self.chips.ignored(&chip) {
-                continue;
-            }
-            let mut data = SensorData::new();
-            collect_dir(dir, &mut data);
-            collect_dir(&dir.join("device"), &mut data);
-            if let Some(n) = &name {
+        for chip in self.reader.chips(None)? {
+            if let Some(n) = &chip.name {
                 push(
                     &mut fams,
                     "node_hwmon_chip_names".into(),
                     "Annotation metric for human-readable chip names".into(),
                     MetricType::Gauge,
-                    &[("chip", &chip), ("chip_name", n)],
+                    &[("chip", &chip.label), ("chip_name", n)],
                     1.0,
                 );
             }
-            self.emit(&chip, &data, &mut fams);
+            self.emit(&chip.label, &chip.data, &mut fams);
         }
         out.extend(fams.into_values());
         Ok(())
@@ -463,13 +531,7 @@ impl Collector for Hwmon {
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Hwmon {
-        dir: opts.sysfs.join("class/hwmon"),
-        chips: Filter::new(&opts.hwmon_chip_include, &opts.hwmon_chip_exclude, "chip")?,
-        sensors: Filter::new(
-            &opts.hwmon_sensor_include,
-            &opts.hwmon_sensor_exclude,
-            "sensor",
-        )?,
+        reader: Reader::new(opts)?,
     }))
 }
 

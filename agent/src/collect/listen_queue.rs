@@ -35,8 +35,33 @@ struct Request {
 
 struct ListenQueue;
 
-/// (queued, limit) for every listening TCP socket of one address family.
-fn listeners(family: u8) -> std::io::Result<Vec<(u32, u32)>> {
+/// One listening TCP socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listener {
+    /// Its local port.
+    pub port: u16,
+    /// Connections waiting in its accept queue.
+    pub queued: u32,
+    /// The queue's limit: min(listen() backlog, net.core.somaxconn).
+    pub backlog: u32,
+}
+
+impl Listener {
+    /// How full the accept queue is (0-1); `None` for a zero limit.
+    pub fn fill(&self) -> Option<f64> {
+        (self.backlog > 0).then(|| (f64::from(self.queued) / f64::from(self.backlog)).min(1.0))
+    }
+}
+
+/// Every listening TCP socket, IPv4 and IPv6 (IPv6 may be disabled: then IPv4 only).
+pub fn read() -> std::io::Result<Vec<Listener>> {
+    let mut all = listeners(libc::AF_INET as u8)?;
+    all.extend(listeners(libc::AF_INET6 as u8).unwrap_or_default());
+    Ok(all)
+}
+
+/// Every listening TCP socket of one address family.
+fn listeners(family: u8) -> std::io::Result<Vec<Listener>> {
     // SAFETY: socket() has no memory preconditions; the fd is owned right away.
     let raw = unsafe {
         libc::socket(
@@ -107,7 +132,12 @@ fn listeners(family: u8) -> std::io::Result<Vec<(u32, u32)>> {
             // (4 bytes), sockid (48), expires (4), rqueue (4), wqueue (4), ...
             let msg = off + 16;
             if msg + 64 <= off + len {
-                out.push((u32_at(msg + 56), u32_at(msg + 60)));
+                out.push(Listener {
+                    // idiag_sport, in network byte order.
+                    port: u16::from_be_bytes([data[msg + 4], data[msg + 5]]),
+                    queued: u32_at(msg + 56),
+                    backlog: u32_at(msg + 60),
+                });
             }
             off += (len + 3) & !3;
         }
@@ -116,14 +146,8 @@ fn listeners(family: u8) -> std::io::Result<Vec<(u32, u32)>> {
 
 impl Collector for ListenQueue {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let mut all = listeners(libc::AF_INET as u8)?;
-        // IPv6 may be disabled.
-        all.extend(listeners(libc::AF_INET6 as u8).unwrap_or_default());
-        let ratio = all
-            .iter()
-            .filter(|(_, limit)| *limit > 0)
-            .map(|(q, limit)| f64::from(*q) / f64::from(*limit))
-            .fold(0.0, f64::max);
+        let all = read()?;
+        let ratio = all.iter().filter_map(Listener::fill).fold(0.0, f64::max);
         let mut r = Family::new(
             "nodetune_listen_queue_max_ratio",
             "Fullest TCP accept queue: queued connections / the listener's backlog limit.",
@@ -158,8 +182,14 @@ mod tests {
         unsafe { libc::listen(l.as_raw_fd(), 4) };
         let _c1 = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let _c2 = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let found = listeners(libc::AF_INET as u8).unwrap();
-        assert!(found.contains(&(2, 4)), "{found:?}");
+        let found = read().unwrap();
+        let want = Listener {
+            port,
+            queued: 2,
+            backlog: 4,
+        };
+        assert!(found.contains(&want), "{found:?}");
+        assert_eq!(want.fill(), Some(0.5));
         let mut out = Vec::new();
         ListenQueue.collect(&mut out).unwrap();
         assert!(out[0].samples[0].value >= 0.5);

@@ -364,43 +364,117 @@ fn go_ip_string(ip: IpAddr) -> String {
 
 // ---- collector ---------------------------------------------------------------------------
 
-struct Netdev {
+/// One device's counters that the NicErrors rule reads, under node_exporter's (legacy) names.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Nic {
+    pub device: String,
+    pub receive_packets: u64,
+    pub transmit_packets: u64,
+    pub receive_errs: u64,
+    pub transmit_errs: u64,
+    /// Dropped, missed included.
+    pub receive_drop: u64,
+    pub transmit_drop: u64,
+    pub receive_fifo: u64,
+}
+
+impl Nic {
+    /// From a device's counters with legacy names (after [`legacy`]).
+    fn from_legacy(device: String, stats: &Stats) -> Nic {
+        let get = |k: &str| stats.get(k).copied().unwrap_or(0);
+        Nic {
+            receive_packets: get("receive_packets"),
+            transmit_packets: get("transmit_packets"),
+            receive_errs: get("receive_errs"),
+            transmit_errs: get("transmit_errs"),
+            receive_drop: get("receive_drop"),
+            transmit_drop: get("transmit_drop"),
+            receive_fifo: get("receive_fifo"),
+            device,
+        }
+    }
+}
+
+/// Reads per-device counters as the collector is configured: over netlink or from
+/// /proc/net/dev, with the device filters applied.
+pub struct Reader {
     proc_dev: PathBuf,
     netlink: bool,
-    detailed: bool,
-    address_info: bool,
     include: Option<Regex>,
     exclude: Option<Regex>,
 }
 
-impl Netdev {
+impl Reader {
+    pub fn new(opts: &Options) -> anyhow::Result<Reader> {
+        let include = util::optional_regex(
+            &opts.netdev_device_include,
+            "collector.netdev.device-include",
+        )?;
+        let exclude = util::optional_regex(
+            &opts.netdev_device_exclude,
+            "collector.netdev.device-exclude",
+        )?;
+        anyhow::ensure!(
+            include.is_none() || exclude.is_none(),
+            "device-exclude & device-include are mutually exclusive"
+        );
+        Ok(Reader {
+            proc_dev: opts.procfs.join("net/dev"),
+            netlink: opts.netdev_netlink && !opts.no_netdev_netlink,
+            include,
+            exclude,
+        })
+    }
+
     fn ignored(&self, dev: &str) -> bool {
         self.exclude.as_ref().is_some_and(|r| r.is_match(dev))
             || self.include.as_ref().is_some_and(|r| !r.is_match(dev))
     }
 
-    fn stats(&self) -> anyhow::Result<Vec<(String, Stats)>> {
-        if !self.netlink {
-            return parse_proc(&util::read(&self.proc_dev)?)
-                .with_context(|| format!("parsing {}", self.proc_dev.display()));
-        }
-        let links = links().context("couldn't get netstats: netlink link dump")?;
-        Ok(links
+    /// Each device's counters under node_exporter's detailed keys (netlink) or its /proc/net/dev
+    /// keys, filtered.
+    fn read(&self) -> anyhow::Result<Vec<(String, Stats)>> {
+        let mut devs = if !self.netlink {
+            parse_proc(&util::read(&self.proc_dev)?)
+                .with_context(|| format!("parsing {}", self.proc_dev.display()))?
+        } else {
+            links()
+                .context("couldn't get netstats: netlink link dump")?
+                .into_iter()
+                .filter_map(|l| {
+                    let s = l.stats?;
+                    Some((l.name, LINK_STATS.iter().copied().zip(s).collect()))
+                })
+                .collect()
+        };
+        devs.retain(|(dev, _)| !self.ignored(dev));
+        Ok(devs)
+    }
+
+    /// The error, drop and packet counters of every device (the NicErrors rule's input).
+    pub fn nics(&self) -> anyhow::Result<Vec<Nic>> {
+        Ok(self
+            .read()?
             .into_iter()
-            .filter_map(|l| {
-                let s = l.stats?;
-                Some((l.name, LINK_STATS.iter().copied().zip(s).collect()))
+            .map(|(dev, mut stats)| {
+                legacy(&mut stats);
+                Nic::from_legacy(dev, &stats)
             })
             .collect())
     }
+}
 
-    /// Families from per-device stats (filtered here, then legacy names unless detailed).
+struct Netdev {
+    reader: Reader,
+    detailed: bool,
+    address_info: bool,
+}
+
+impl Netdev {
+    /// Families from per-device stats (legacy names unless detailed).
     fn families(&self, devs: Vec<(String, Stats)>) -> Vec<Family> {
         let mut fams: BTreeMap<&'static str, Family> = BTreeMap::new();
         for (dev, mut stats) in devs {
-            if self.ignored(&dev) {
-                continue;
-            }
             if !self.detailed {
                 legacy(&mut stats);
             }
@@ -450,7 +524,7 @@ fn address_family() -> anyhow::Result<Family> {
 
 impl Collector for Netdev {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let devs = self.stats()?;
+        let devs = self.reader.read()?;
         out.extend(self.families(devs));
         if self.address_info {
             out.push(address_family()?);
@@ -460,25 +534,10 @@ impl Collector for Netdev {
 }
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
-    let include = util::optional_regex(
-        &opts.netdev_device_include,
-        "collector.netdev.device-include",
-    )?;
-    let exclude = util::optional_regex(
-        &opts.netdev_device_exclude,
-        "collector.netdev.device-exclude",
-    )?;
-    anyhow::ensure!(
-        include.is_none() || exclude.is_none(),
-        "device-exclude & device-include are mutually exclusive"
-    );
     Ok(Box::new(Netdev {
-        proc_dev: opts.procfs.join("net/dev"),
-        netlink: opts.netdev_netlink && !opts.no_netdev_netlink,
+        reader: Reader::new(opts)?,
         detailed: opts.netdev_detailed,
         address_info: opts.netdev_address_info,
-        include,
-        exclude,
     }))
 }
 

@@ -4,7 +4,7 @@
 //! netstat and snmp are required, snmp6 is optional (IPv6 disabled); a header/value pair with
 //! different field counts or a value that is not a number fails the collector.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -86,6 +86,53 @@ pub fn parse_snmp6(text: &str) -> Stats<'_> {
         out.proto(&name[..=i], false).push((&name[i + 1..], value));
     }
     out
+}
+
+/// The TcpExt counters of /proc/net/netstat that nodetune's alert rules read, typed: the rules
+/// use these fields, so a counter they lack is a compile error, not a series missing at run
+/// time. `None` where this kernel does not have the field.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TcpExt {
+    /// Connections dropped because an accept queue was full.
+    pub listen_overflows: Option<u64>,
+    /// Connection requests dropped at a listener, for any reason (overflows included).
+    pub listen_drops: Option<u64>,
+    /// SYN cookies sent: the SYN queue was full.
+    pub syncookies_sent: Option<u64>,
+    /// SYNs dropped because the SYN queue was full and SYN cookies are off.
+    pub req_q_full_drop: Option<u64>,
+    /// Times TCP entered memory pressure (tcp_mem's second field).
+    pub memory_pressures: Option<u64>,
+}
+
+impl TcpExt {
+    /// Picks the fields out of parsed /proc/net/netstat (the kernel's names, in one place).
+    pub fn from_stats(stats: &Stats<'_>) -> TcpExt {
+        let mut t = TcpExt::default();
+        let Some((_, fields)) = stats.0.iter().find(|(p, _)| *p == "TcpExt") else {
+            return t;
+        };
+        for (name, value) in fields {
+            let slot = match *name {
+                "ListenOverflows" => &mut t.listen_overflows,
+                "ListenDrops" => &mut t.listen_drops,
+                "SyncookiesSent" => &mut t.syncookies_sent,
+                "TCPReqQFullDrop" => &mut t.req_q_full_drop,
+                "TCPMemoryPressures" => &mut t.memory_pressures,
+                _ => continue,
+            };
+            *slot = value.parse().ok();
+        }
+        t
+    }
+}
+
+/// Reads the TcpExt counters from `procfs`/net/netstat.
+pub fn read_tcp_ext(procfs: &Path) -> anyhow::Result<TcpExt> {
+    let path = procfs.join("net/netstat");
+    let text = util::read(&path)?;
+    let stats = parse_pairs(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(TcpExt::from_stats(&stats))
 }
 
 struct Netstat {
@@ -267,6 +314,28 @@ mod tests {
                 ("node_netstat_Udp6_InDatagrams".to_string(), 7.0),
                 ("node_netstat_Udp_NoPorts".to_string(), 6.0),
             ]
+        );
+    }
+
+    #[test]
+    fn tcp_ext_fields_for_the_alert_rules() {
+        let stats = parse_pairs(
+            "TcpExt: ListenOverflows TCPReqQFullDrop SyncookiesSent X\nTcpExt: 7 3 -1 9\n",
+        )
+        .unwrap();
+        assert_eq!(
+            TcpExt::from_stats(&stats),
+            TcpExt {
+                listen_overflows: Some(7),
+                req_q_full_drop: Some(3),
+                // Not a counter value: absent rather than wrong.
+                syncookies_sent: None,
+                ..TcpExt::default()
+            }
+        );
+        assert_eq!(
+            TcpExt::from_stats(&parse_pairs("IpExt: A\nIpExt: 1\n").unwrap()),
+            TcpExt::default()
         );
     }
 

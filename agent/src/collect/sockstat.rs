@@ -4,7 +4,7 @@
 //! protocol with a mem field; `sockets: used` only from the IPv4 file. A missing file (IPv4
 //! or IPv6 disabled) is skipped; a malformed one fails the collector.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -51,6 +51,36 @@ fn parse(text: &str) -> anyhow::Result<Vec<Line<'_>>> {
         out.push((fields[0].trim_end_matches(':'), pairs));
     }
     Ok(out)
+}
+
+/// The TCP line of /proc/net/sockstat, as the saturation ratios read it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TcpSockets {
+    /// Sockets in use (every state but TIME_WAIT).
+    pub inuse: u64,
+    /// Sockets in TIME_WAIT.
+    pub tw: u64,
+    /// Pages of memory TCP holds (compared with tcp_mem).
+    pub mem_pages: u64,
+}
+
+/// Reads the TCP line of `procfs`/net/sockstat; `None` when the file has no such line.
+pub fn read_tcp(procfs: &Path) -> anyhow::Result<Option<TcpSockets>> {
+    let path = procfs.join("net/sockstat");
+    let text = util::read(&path)?;
+    let lines = parse(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(lines.iter().find(|(p, _)| *p == "TCP").map(|(_, kvs)| {
+        let get = |k: &str| {
+            kvs.iter()
+                .find(|(n, _)| *n == k)
+                .map_or(0, |(_, v)| u64::try_from(*v).unwrap_or(0))
+        };
+        TcpSockets {
+            inuse: get("inuse"),
+            tw: get("tw"),
+            mem_pages: get("mem"),
+        }
+    }))
 }
 
 impl Sockstat {
@@ -152,6 +182,25 @@ mod tests {
         assert_eq!(get("node_sockstat_TCP6_inuse"), Some(17.0));
         assert_eq!(get("node_sockstat_FRAG_mem_bytes"), None);
         assert_eq!(m.len(), 1 + 6 + 3 + 1 + 1 + 2 + 6);
+    }
+
+    #[test]
+    fn tcp_line_for_the_ratios() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("net")).unwrap();
+        std::fs::write(d.path().join("net/sockstat"), V4).unwrap();
+        assert_eq!(
+            read_tcp(d.path()).unwrap(),
+            Some(TcpSockets {
+                inuse: 4,
+                tw: 4,
+                mem_pages: 1
+            })
+        );
+        std::fs::write(d.path().join("net/sockstat"), "UDP: inuse 1\n").unwrap();
+        assert_eq!(read_tcp(d.path()).unwrap(), None);
+        std::fs::write(d.path().join("net/sockstat"), "TCP: inuse x\n").unwrap();
+        assert!(read_tcp(d.path()).is_err());
     }
 
     #[test]

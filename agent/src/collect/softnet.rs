@@ -3,7 +3,7 @@
 //! 10, flow_limit_count 11; backlog_len and the CPU id need 13 (Linux 5.14+), otherwise the
 //! CPU is the line number and the backlog 0. An unparsable column fails the collector.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -53,11 +53,27 @@ const FAMILIES: &[(&str, &str, MetricType)] = &[
 ];
 
 /// One CPU's line.
-#[derive(Debug, PartialEq)]
-struct Row {
-    cpu: u32,
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Row {
+    pub cpu: u32,
     /// processed, dropped, time_squeeze, cpu_collision, received_rps, flow_limit, backlog.
-    values: [u32; 7],
+    pub values: [u32; 7],
+}
+
+impl Row {
+    /// Packets dropped because the CPU's backlog was full (netdev_max_backlog).
+    pub fn dropped(&self) -> u32 {
+        self.values[1]
+    }
+    /// Times the softirq ran out of budget (netdev_budget) with packets left.
+    pub fn times_squeezed(&self) -> u32 {
+        self.values[2]
+    }
+}
+
+/// Reads and parses softnet_stat, one row per CPU.
+pub fn read(path: &Path) -> anyhow::Result<Vec<Row>> {
+    parse(&util::read(path)?).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn hex(cols: &[&str], i: usize) -> anyhow::Result<u32> {
@@ -102,8 +118,7 @@ fn parse(text: &str) -> anyhow::Result<Vec<Row>> {
 
 impl Collector for Softnet {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let rows = parse(&util::read(&self.path)?)
-            .with_context(|| format!("parsing {}", self.path.display()))?;
+        let rows = read(&self.path)?;
         let mut fams: Vec<Family> = FAMILIES
             .iter()
             .map(|(n, h, k)| Family::new(*n, *h, *k))

@@ -22,7 +22,37 @@ use crate::profile::{resolve, Facts, Library};
 use crate::tune::{self, Action, ApplyOptions, Kernel, Netns, Plan, Store};
 use crate::watch::alerts::{self, Engine, State, Transition};
 use crate::watch::drift::{DriftWatch, Event};
-use crate::watch::saturation;
+use crate::watch::rules::Evaluator;
+use crate::watch::saturation::Saturation;
+use crate::watch::snapshot::Snapshot;
+
+/// The counters the shipped Prometheus rules need that node_exporter's default
+/// `--collector.netstat.fields` leaves out, from the last snapshot the rules read.
+fn rule_inputs(snap: Option<&Snapshot>) -> Vec<Family> {
+    let Some(t) = snap.and_then(|s| s.tcp_ext) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, help, v) in [
+        (
+            "nodetune_netstat_TcpExt_TCPReqQFullDrop",
+            "Statistic TcpExtTCPReqQFullDrop (SYNs dropped at a full SYN queue), as nodetune's alert rules read it.",
+            t.req_q_full_drop,
+        ),
+        (
+            "nodetune_netstat_TcpExt_TCPMemoryPressures",
+            "Statistic TcpExtTCPMemoryPressures (times TCP entered memory pressure), as nodetune's alert rules read it.",
+            t.memory_pressures,
+        ),
+    ] {
+        if let Some(v) = v {
+            let mut f = Family::new(name, help, MetricType::Counter);
+            f.push(&[], v as f64);
+            out.push(f);
+        }
+    }
+    out
+}
 
 /// Where the daemon reads and writes, and what the command line overrides.
 #[derive(Debug, Clone)]
@@ -57,7 +87,8 @@ pub struct Daemon {
     netns: Netns,
     started: SystemTime,
     reload_error: Option<String>,
-    saturation: Option<Family>,
+    rules: Evaluator,
+    saturation: Option<Saturation>,
     listen: Vec<String>,
     /// Profile and config files seen at the last (re)load, to notice changes.
     signature: Vec<(PathBuf, SystemTime, u64)>,
@@ -159,6 +190,7 @@ impl Daemon {
             netns,
             started: SystemTime::now(),
             reload_error: None,
+            rules: Evaluator::default(),
             saturation: None,
             listen: Vec::new(),
             signature,
@@ -173,6 +205,10 @@ impl Daemon {
             ],
         );
         Ok(d)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     pub fn config(&self) -> &Config {
@@ -265,20 +301,19 @@ impl Daemon {
         !events.is_empty()
     }
 
-    /// Evaluates the alerts on freshly collected families; logs every transition and returns
-    /// the alerts to push (all firing ones, and those that just resolved).
-    pub fn alert_tick(&mut self, fams: &[Family], now: Instant) -> Vec<alerts::Alert> {
-        let sat = saturation::family(fams, &self.settings.kernel);
-        let mut signals = {
-            let mut all: Vec<Family> = fams.to_vec();
-            all.push(sat.clone());
-            self.engine.signals(&all, now)
-        };
-        self.saturation = Some(sat);
-        signals.extend(alerts::drift_signals(
+    /// Evaluates the alerts on a fresh snapshot; logs every transition and returns the alerts
+    /// to push (all firing ones, and those that just resolved).
+    pub fn alert_tick(&mut self, snap: Snapshot, now: Instant) -> Vec<alerts::Alert> {
+        let sat = Saturation::of(&snap);
+        let signals = self.rules.evaluate(
+            snap,
+            now,
+            &sat,
             &self.loaded.watch.states(),
             &self.loaded.profile,
-        ));
+            &self.engine.thresholds,
+        );
+        self.saturation = Some(sat);
         let transitions = self.engine.update(&signals, now);
         let mut push: Vec<alerts::Alert> = Vec::new();
         for Transition { alert, from } in &transitions {
@@ -332,8 +367,9 @@ impl Daemon {
         let mut out = self.loaded.watch.families();
         out.push(self.engine.family());
         if let Some(s) = &self.saturation {
-            out.push(s.clone());
+            out.push(s.family());
         }
+        out.extend(rule_inputs(self.rules.last()));
         let mut build = Family::new(
             "nodetune_build_info",
             "nodetune's version (always 1).",

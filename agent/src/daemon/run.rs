@@ -3,8 +3,6 @@
 //! code pages after the first one, profile-file polling, SIGHUP reloads, watchdog pings, and a
 //! clean stop on SIGTERM or SIGINT.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,12 +12,8 @@ use tokio::time::{interval, MissedTickBehavior};
 
 use super::{alertmanager, memory, notify, Daemon};
 use crate::base::log;
-use crate::collect::Family;
+use crate::watch::snapshot::Sampler;
 use log::Level;
-
-/// Collects the families alert rules read (all enabled collectors), without blocking the
-/// event loop while the collectors run.
-pub type Collect = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Vec<Family>> + Send>> + Send + Sync>;
 
 /// How often profile directories and the config file are checked for changes.
 const FILE_POLL: Duration = Duration::from_secs(5);
@@ -54,7 +48,7 @@ fn release_startup_code() {
 }
 
 /// Runs until SIGTERM or SIGINT. Call once the endpoint is listening: READY=1 is sent first.
-pub async fn run(daemon: Arc<Mutex<Daemon>>, collect: Collect) -> anyhow::Result<()> {
+pub async fn run(daemon: Arc<Mutex<Daemon>>, sampler: Sampler) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -88,10 +82,10 @@ pub async fn run(daemon: Arc<Mutex<Daemon>>, collect: Collect) -> anyhow::Result
                 }
             }
             _ = alerts.tick() => {
-                let fams = collect().await;
+                let snap = sampler.read_async().await;
                 let (push, url) = {
                     let mut d = lock(&daemon);
-                    let push = d.alert_tick(&fams, Instant::now());
+                    let push = d.alert_tick(snap, Instant::now());
                     publish(&d);
                     (push, d.config().alerts.alertmanager_url.clone())
                 };
