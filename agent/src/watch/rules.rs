@@ -517,28 +517,28 @@ pub const CATALOGUE: &[AlertDef] = &[
         conditions: &[
             Condition {
                 signal: "CPU core throttle counters rising",
-                labels: &[("throttle", "core")],
+                labels: &[("source", "cpu_core")],
                 eval: Some(|e| counters_rising(e, CORE_THROTTLES, e.t.counter_rate)),
                 promql: |q| summed_rising(q, "node_cpu_core_throttles_total", "package, core", q.t.counter_rate),
                 summary: "CPU cores of {{ $labels.instance }} are thermally throttled",
             },
             Condition {
                 signal: "CPU package throttle counters rising",
-                labels: &[("throttle", "package")],
+                labels: &[("source", "cpu_package")],
                 eval: Some(|e| counters_rising(e, PACKAGE_THROTTLES, e.t.counter_rate)),
                 promql: |q| summed_rising(q, "node_cpu_package_throttles_total", "package", q.t.counter_rate),
                 summary: "CPU packages of {{ $labels.instance }} are thermally throttled",
             },
             Condition {
                 signal: "a hwmon temperature at or above its crit limit (else max); clears 5 °C below",
-                labels: &[],
+                labels: &[("source", "hwmon")],
                 eval: Some(temperatures),
                 promql: temperatures_promql,
                 summary: "{{ $labels.chip }} {{ $labels.sensor }} on {{ $labels.instance }} is at its temperature limit",
             },
             Condition {
                 signal: "an NVIDIA GPU holds its clocks down for a reason other than idle or application clocks (gpu feature)",
-                labels: &[],
+                labels: &[("source", "gpu")],
                 eval: Some(gpu_throttling),
                 promql: |q| {
                     format!(
@@ -1029,7 +1029,8 @@ mod tests {
             t[0].1,
             vec![
                 ("chip".to_string(), "platform_coretemp_0".to_string()),
-                ("sensor".to_string(), "temp1".to_string())
+                ("sensor".to_string(), "temp1".to_string()),
+                ("source".to_string(), "hwmon".to_string())
             ]
         );
         assert!(r.tick(2, snap(96.0, Some(100.0))).is_empty(), "held");
