@@ -9,25 +9,34 @@ pub mod sample;
 pub mod conntrack;
 pub mod cpu;
 mod cpufreq;
+mod dmi;
+mod edac;
 mod ethtool;
+mod fibrechannel;
 pub mod filefd;
 pub mod gpu;
 pub mod hwmon;
 pub mod listen_queue;
 mod loadavg;
+mod mdadm;
 mod meminfo;
 pub mod netdev;
 pub mod netstat;
+mod nvme;
+mod powersupplyclass;
 mod pressure;
+mod rapl;
 pub mod sockstat;
 pub mod softnet;
 mod stat;
+mod tapestats;
 mod textfile;
 mod thermal_zone;
 mod time;
 mod uname;
 mod util;
 mod vmstat;
+mod watchdog;
 
 pub use options::Options;
 pub use sample::{Family, MetricType, Sample, Text};
@@ -65,9 +74,24 @@ pub const ALL: &[Entry] = &[
         build: cpufreq::build,
     },
     Entry {
+        name: "dmi",
+        default_enabled: true,
+        build: dmi::build,
+    },
+    Entry {
+        name: "edac",
+        default_enabled: true,
+        build: edac::build,
+    },
+    Entry {
         name: "ethtool",
         default_enabled: false,
         build: ethtool::build,
+    },
+    Entry {
+        name: "fibrechannel",
+        default_enabled: true,
+        build: fibrechannel::build,
     },
     Entry {
         name: "filefd",
@@ -95,6 +119,11 @@ pub const ALL: &[Entry] = &[
         build: loadavg::build,
     },
     Entry {
+        name: "mdadm",
+        default_enabled: true,
+        build: mdadm::build,
+    },
+    Entry {
         name: "meminfo",
         default_enabled: true,
         build: meminfo::build,
@@ -110,9 +139,24 @@ pub const ALL: &[Entry] = &[
         build: netstat::build,
     },
     Entry {
+        name: "nvme",
+        default_enabled: true,
+        build: nvme::build,
+    },
+    Entry {
+        name: "powersupplyclass",
+        default_enabled: true,
+        build: powersupplyclass::build,
+    },
+    Entry {
         name: "pressure",
         default_enabled: true,
         build: pressure::build,
+    },
+    Entry {
+        name: "rapl",
+        default_enabled: true,
+        build: rapl::build,
     },
     Entry {
         name: "sockstat",
@@ -128,6 +172,11 @@ pub const ALL: &[Entry] = &[
         name: "stat",
         default_enabled: true,
         build: stat::build,
+    },
+    Entry {
+        name: "tapestats",
+        default_enabled: true,
+        build: tapestats::build,
     },
     Entry {
         name: "textfile",
@@ -153,5 +202,10 @@ pub const ALL: &[Entry] = &[
         name: "vmstat",
         default_enabled: true,
         build: vmstat::build,
+    },
+    Entry {
+        name: "watchdog",
+        default_enabled: true,
+        build: watchdog::build,
     },
 ];

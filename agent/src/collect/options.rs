@@ -104,6 +104,12 @@ pub struct Options {
     /// Use (incompatible) metric names that provide more detailed stats on Linux (netdev).
     #[arg(long = "collector.netdev.enable-detailed-metrics")]
     pub netdev_detailed: bool,
+    #[command(flatten)]
+    pub powersupplyclass: super::powersupplyclass::Flags,
+    #[command(flatten)]
+    pub rapl: super::rapl::Flags,
+    #[command(flatten)]
+    pub tapestats: super::tapestats::Flags,
 }
 
 /// `--collector.NAME` / `--no-collector.NAME` for every collector, generated from [`ALL`].
@@ -179,12 +185,9 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
     "cgroups",
     "cpu_vulnerabilities",
     "diskstats",
-    "dmi",
     "drbd",
     "drm",
-    "edac",
     "entropy",
-    "fibrechannel",
     "filesystem",
     "infiniband",
     "interrupts",
@@ -193,7 +196,6 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
     "ksmd",
     "lnstat",
     "logind",
-    "mdadm",
     "meminfo_numa",
     "mountstats",
     "netclass",
@@ -201,14 +203,11 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
     "nfs",
     "nfsd",
     "ntp",
-    "nvme",
     "os",
     "pcidevice",
     "perf",
-    "powersupplyclass",
     "processes",
     "qdisc",
-    "rapl",
     "runit",
     "schedstat",
     "selinux",
@@ -218,11 +217,9 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
     "swap",
     "sysctl",
     "systemd",
-    "tapestats",
     "tcpstat",
     "timex",
     "udp_queues",
-    "watchdog",
     "wifi",
     "xfrm",
     "xfs",

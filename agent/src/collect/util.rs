@@ -1,7 +1,7 @@
 //! Small helpers shared by collectors: bounded file reads and number parsing.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -14,6 +14,13 @@ pub fn read(path: &Path) -> anyhow::Result<String> {
 /// version's size probe and small first reads only add system calls. Reading into an 8 KiB
 /// buffer takes most files in one `read()` plus the one that sees the end.
 pub fn read_text(path: &Path) -> std::io::Result<String> {
+    String::from_utf8(read_bytes(path)?)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
+}
+
+/// [`read_text`] without the UTF-8 check, for parsers that work on bytes (as node_exporter's
+/// Go parsers do) and must not fail on a stray invalid byte.
+pub fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut f = std::fs::File::open(path)?;
     let mut buf = Vec::new();
     let mut len = 0;
@@ -29,8 +36,7 @@ pub fn read_text(path: &Path) -> std::io::Result<String> {
         }
     }
     buf.truncate(len);
-    String::from_utf8(buf)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
+    Ok(buf)
 }
 
 /// Reads a sysfs attribute with one raw `read()` into a small buffer: some hwmon drivers
@@ -124,9 +130,245 @@ impl FieldMatcher<'_> {
     }
 }
 
+/// Why a [`sys_read`] failed: at open (usually a missing file) or in the read itself (the
+/// driver's answer: ENODEV, EINVAL, EIO, EOPNOTSUPP, ...). node_exporter's sysfs readers
+/// skip some of these and fail on others, and in places tell the two stages apart (they
+/// compare the bare errno text of the read, which an open error never equals).
+#[derive(Debug)]
+pub struct SysError {
+    pub at_open: bool,
+    pub err: std::io::Error,
+}
+
+impl SysError {
+    /// ENOENT, at open or read (Go's `os.IsNotExist`).
+    pub fn not_found(&self) -> bool {
+        self.err.kind() == std::io::ErrorKind::NotFound
+    }
+
+    /// EACCES or EPERM (Go's `os.ErrPermission`).
+    pub fn permission(&self) -> bool {
+        self.err.kind() == std::io::ErrorKind::PermissionDenied
+    }
+
+    /// The read itself (not the open) failed with `errno`.
+    pub fn read_errno(&self, errno: i32) -> bool {
+        !self.at_open && self.err.raw_os_error() == Some(errno)
+    }
+}
+
+impl std::fmt::Display for SysError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.err.fmt(f)
+    }
+}
+
+impl std::error::Error for SysError {}
+
+/// node_exporter's sysfs attribute read (procfs' `SysReadFile`): one `read()` of at most 128
+/// bytes (a longer value is cut there, as node_exporter cuts it), white space trimmed as Go's
+/// `bytes.TrimSpace` trims it, invalid UTF-8 replaced as Go's `strings.ToValidUTF8` does.
+pub fn sys_read(path: &Path) -> Result<String, SysError> {
+    sys_read_bytes(path).map(|b| valid_utf8(go_trim_space(&b)))
+}
+
+/// [`sys_read`] without the trimming and the UTF-8 check: the bytes of the one read.
+pub fn sys_read_bytes(path: &Path) -> Result<Vec<u8>, SysError> {
+    let mut f = std::fs::File::open(path).map_err(|err| SysError { at_open: true, err })?;
+    let mut buf = [0u8; 128];
+    let n = loop {
+        match f.read(&mut buf) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                return Err(SysError {
+                    at_open: false,
+                    err,
+                })
+            }
+        }
+    };
+    Ok(buf[..n].to_vec())
+}
+
+/// Go's `bytes.TrimSpace`: leading and trailing Unicode white space off, bytes that are not
+/// UTF-8 kept (and they stop the trimming).
+pub fn go_trim_space(mut b: &[u8]) -> &[u8] {
+    while let Some(c) = b
+        .utf8_chunks()
+        .next()
+        .and_then(|chunk| chunk.valid().chars().next())
+    {
+        if !c.is_whitespace() {
+            break;
+        }
+        b = &b[c.len_utf8()..];
+    }
+    // The last character starts at the last byte that is not a continuation byte.
+    while let Some(i) = (b.len().saturating_sub(4)..b.len())
+        .rev()
+        .find(|&i| b[i] & 0xC0 != 0x80)
+    {
+        match std::str::from_utf8(&b[i..]) {
+            Ok(s) if s.chars().all(char::is_whitespace) => b = &b[..i],
+            _ => break,
+        }
+    }
+    b
+}
+
+/// Bytes as text, each run of invalid UTF-8 replaced by one U+FFFD (Go's
+/// `strings.ToValidUTF8(s, "\uFFFD")`, which node_exporter applies to label values).
+pub fn valid_utf8(bytes: &[u8]) -> String {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return s.to_string();
+    }
+    let mut s = String::with_capacity(bytes.len());
+    let mut last_bad = false;
+    for chunk in bytes.utf8_chunks() {
+        if !chunk.valid().is_empty() {
+            s.push_str(chunk.valid());
+            last_bad = false;
+        }
+        if !chunk.invalid().is_empty() && !last_bad {
+            s.push('\u{FFFD}');
+            last_bad = true;
+        }
+    }
+    s
+}
+
+/// Go's `strconv.ParseUint(s, 10, 64)`: ASCII digits only (no sign), no overflow.
+pub fn parse_uint10(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Go's `strconv.ParseUint(s, 0, 64)`, which procfs' value parser uses for sysfs numbers:
+/// decimal, `0x`/`0o`/`0b` prefixes, a leading `0` for octal, `_` between digits.
+pub fn parse_go_uint(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let (base, digits): (u64, &[u8]) = match b {
+        [] => return None,
+        [b'0', p, _, ..] if p.eq_ignore_ascii_case(&b'b') => (2, &b[2..]),
+        [b'0', p, _, ..] if p.eq_ignore_ascii_case(&b'o') => (8, &b[2..]),
+        [b'0', p, _, ..] if p.eq_ignore_ascii_case(&b'x') => (16, &b[2..]),
+        [b'0', rest @ ..] => (8, rest),
+        _ => (10, b),
+    };
+    let mut n: u64 = 0;
+    let mut underscores = false;
+    for &c in digits {
+        let d = match c {
+            b'_' => {
+                underscores = true;
+                continue;
+            }
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'z' => c - b'a' + 10,
+            b'A'..=b'Z' => c - b'A' + 10,
+            _ => return None,
+        };
+        if u64::from(d) >= base {
+            return None;
+        }
+        n = n.checked_mul(base)?.checked_add(u64::from(d))?;
+    }
+    if underscores && !underscores_ok(b) {
+        return None;
+    }
+    Some(n)
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`: an optional sign, then as [`parse_go_uint`].
+pub fn parse_go_int(s: &str) -> Option<i64> {
+    let (neg, rest) = match s.as_bytes().first() {
+        Some(b'+') => (false, &s[1..]),
+        Some(b'-') => (true, &s[1..]),
+        _ => (false, s),
+    };
+    let u = parse_go_uint(rest)?;
+    if neg {
+        match u.cmp(&(1 << 63)) {
+            std::cmp::Ordering::Less => Some(-(u as i64)),
+            std::cmp::Ordering::Equal => Some(i64::MIN),
+            std::cmp::Ordering::Greater => None,
+        }
+    } else {
+        i64::try_from(u).ok()
+    }
+}
+
+/// Go's rule for `_` in base-0 numbers: only between digits (a base prefix counts as one).
+fn underscores_ok(mut s: &[u8]) -> bool {
+    if let [b'+' | b'-', rest @ ..] = s {
+        s = rest;
+    }
+    // What came last: '^' the start, '0' a digit or prefix, '_' an underscore, '!' other.
+    let mut saw = b'^';
+    let mut hex = false;
+    if let [b'0', p, rest @ ..] = s {
+        if matches!(p.to_ascii_lowercase(), b'b' | b'o' | b'x') {
+            saw = b'0';
+            hex = p.eq_ignore_ascii_case(&b'x');
+            s = rest;
+        }
+    }
+    for &c in s {
+        if c.is_ascii_digit() || hex && c.is_ascii_hexdigit() {
+            saw = b'0';
+        } else if c == b'_' {
+            if saw != b'0' {
+                return false;
+            }
+            saw = b'_';
+        } else {
+            if saw == b'_' {
+                return false;
+            }
+            saw = b'!';
+        }
+    }
+    saw != b'_'
+}
+
+/// One directory entry: its name as text (each run of invalid UTF-8 as U+FFFD), its path
+/// (the real name) and its type, without following a symlink.
+pub struct DirItem {
+    pub name: String,
+    pub path: PathBuf,
+    pub file_type: Option<std::fs::FileType>,
+}
+
+impl DirItem {
+    /// A plain file (Go's `DirEntry.Type().IsRegular()`).
+    pub fn is_file(&self) -> bool {
+        self.file_type.is_some_and(|t| t.is_file())
+    }
+}
+
+/// A directory's entries sorted by name, as Go's `os.ReadDir` gives them.
+pub fn read_dir_sorted(dir: &Path) -> std::io::Result<Vec<DirItem>> {
+    let mut entries = std::fs::read_dir(dir)?.collect::<std::io::Result<Vec<_>>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    Ok(entries
+        .into_iter()
+        .map(|e| {
+            use std::os::unix::ffi::OsStrExt;
+            DirItem {
+                name: valid_utf8(e.file_name().as_bytes()),
+                path: e.path(),
+                file_type: e.file_type().ok(),
+            }
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::FieldFilter;
+    use super::*;
 
     #[test]
     fn field_answers_hold_whatever_the_order() {
@@ -159,5 +401,65 @@ mod tests {
             ]
             .map(|(n, h)| (n.to_string(), h))
         );
+    }
+
+    #[test]
+    fn go_number_rules() {
+        assert_eq!(parse_go_uint("0x1f"), Some(31));
+        assert_eq!(parse_go_uint("0X1F"), Some(31));
+        assert_eq!(parse_go_uint("017"), Some(15));
+        assert_eq!(parse_go_uint("0"), Some(0));
+        assert_eq!(parse_go_uint("0b101"), Some(5));
+        assert_eq!(parse_go_uint("0o17"), Some(15));
+        assert_eq!(parse_go_uint("0x"), None);
+        assert_eq!(parse_go_uint("08"), None);
+        assert_eq!(parse_go_uint("1_000"), Some(1000));
+        assert_eq!(parse_go_uint("0x_1f"), Some(31));
+        assert_eq!(parse_go_uint("1__0"), None);
+        assert_eq!(parse_go_uint("_1"), None);
+        assert_eq!(parse_go_uint("1_"), None);
+        assert_eq!(parse_go_uint("0xffffffffffffffff"), Some(u64::MAX));
+        assert_eq!(parse_go_uint("18446744073709551616"), None);
+        assert_eq!(parse_go_uint("+1"), None);
+        assert_eq!(parse_go_uint(" 1"), None);
+        assert_eq!(parse_go_uint(""), None);
+        assert_eq!(parse_go_int("-0x10"), Some(-16));
+        assert_eq!(parse_go_int("+42"), Some(42));
+        assert_eq!(parse_go_int("-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_go_int("9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_go_int("9223372036854775808"), None);
+        assert_eq!(parse_go_int("+-1"), None);
+        assert_eq!(parse_go_int("-"), None);
+        assert_eq!(parse_go_int("1.5"), None);
+        assert_eq!(parse_uint10("+1"), None);
+        assert_eq!(parse_uint10("007"), Some(7));
+        assert_eq!(parse_uint10("0x1"), None);
+    }
+
+    #[test]
+    fn go_text_rules() {
+        assert_eq!(go_trim_space(b" \t\x0bab c\n\xc2\xa0"), b"ab c");
+        assert_eq!(go_trim_space(b"\xff \n"), b"\xff");
+        assert_eq!(go_trim_space(b"\n\x85"), b"\x85");
+        assert_eq!(go_trim_space(b"\xe3\x80\x80x\xe3\x80\x80"), b"x");
+        assert_eq!(go_trim_space(b" \n "), b"");
+        assert_eq!(go_trim_space(b"\x1cx"), b"\x1cx");
+        assert_eq!(valid_utf8(b"a\xff\xfeb\xffc"), "a\u{FFFD}b\u{FFFD}c");
+        assert_eq!(valid_utf8("\u{FFFD}ok".as_bytes()), "\u{FFFD}ok");
+    }
+
+    #[test]
+    fn sys_read_is_one_short_read() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("attr");
+        std::fs::write(&p, format!("  {}\n", "x".repeat(200))).unwrap();
+        assert_eq!(sys_read(&p).unwrap(), "x".repeat(126));
+        std::fs::write(&p, b"v\xff1\n").unwrap();
+        assert_eq!(sys_read(&p).unwrap(), "v\u{FFFD}1");
+        let e = sys_read(&d.path().join("gone")).unwrap_err();
+        assert!(e.at_open && e.not_found());
+        // A directory opens but does not read (EISDIR): a read error.
+        let e = sys_read(d.path()).unwrap_err();
+        assert!(!e.at_open && e.read_errno(libc::EISDIR));
     }
 }
