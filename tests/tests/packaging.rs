@@ -36,7 +36,7 @@ fn prometheus_rules_check_and_unit_tests() {
         ),
         "promtool check rules",
     );
-    assert!(out.contains("SUCCESS: 14 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 22 rules found"), "{out}");
     let out = ok(
         run_cmd(
             Command::new("promtool")

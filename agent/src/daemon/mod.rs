@@ -22,37 +22,9 @@ use crate::profile::{resolve, Facts, Library};
 use crate::tune::{self, Action, ApplyOptions, Kernel, Netns, Plan, Store};
 use crate::watch::alerts::{self, Engine, State, Transition};
 use crate::watch::drift::{DriftWatch, Event};
-use crate::watch::rules::Evaluator;
+use crate::watch::rules::{self, Evaluator};
 use crate::watch::saturation::Saturation;
 use crate::watch::snapshot::Snapshot;
-
-/// The counters the shipped Prometheus rules need that node_exporter's default
-/// `--collector.netstat.fields` leaves out, from the last snapshot the rules read.
-fn rule_inputs(snap: Option<&Snapshot>) -> Vec<Family> {
-    let Some(t) = snap.and_then(|s| s.tcp_ext) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (name, help, v) in [
-        (
-            "nodetune_netstat_TcpExt_TCPReqQFullDrop",
-            "Statistic TcpExtTCPReqQFullDrop (SYNs dropped at a full SYN queue), as nodetune's alert rules read it.",
-            t.req_q_full_drop,
-        ),
-        (
-            "nodetune_netstat_TcpExt_TCPMemoryPressures",
-            "Statistic TcpExtTCPMemoryPressures (times TCP entered memory pressure), as nodetune's alert rules read it.",
-            t.memory_pressures,
-        ),
-    ] {
-        if let Some(v) = v {
-            let mut f = Family::new(name, help, MetricType::Counter);
-            f.push(&[], v as f64);
-            out.push(f);
-        }
-    }
-    out
-}
 
 /// Where the daemon reads and writes, and what the command line overrides.
 #[derive(Debug, Clone)]
@@ -369,7 +341,12 @@ impl Daemon {
         if let Some(s) = &self.saturation {
             out.push(s.family());
         }
-        out.extend(rule_inputs(self.rules.last()));
+        out.extend(
+            self.rules
+                .last()
+                .map(rules::input_families)
+                .unwrap_or_default(),
+        );
         let mut build = Family::new(
             "nodetune_build_info",
             "nodetune's version (always 1).",

@@ -17,7 +17,7 @@ use super::alerts::{Signal, Thresholds};
 use super::drift::KeyState;
 use super::saturation::Saturation;
 use super::snapshot::Snapshot;
-use crate::collect::gpu;
+use crate::collect::{gpu, Family, MetricType};
 
 /// Where an alert's conditions are evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -774,6 +774,24 @@ pub const CATALOGUE: &[AlertDef] = &[
         }],
     },
 ];
+
+/// The counters the Prometheus rules read that node_exporter's default
+/// `--collector.netstat.fields` leaves out: the daemon exports them from the snapshot its own
+/// rules read.
+pub fn input_families(snap: &Snapshot) -> Vec<Family> {
+    let mut out = Vec::new();
+    for (c, help) in [
+        (&SYN_COUNTERS[1], "Statistic TcpExtTCPReqQFullDrop (SYNs dropped at a full SYN queue), as nodetune's alert rules read it."),
+        (&TCP_MEMORY_COUNTERS[0], "Statistic TcpExtTCPMemoryPressures (times TCP entered memory pressure), as nodetune's alert rules read it."),
+    ] {
+        if let Some(v) = (c.get)(snap) {
+            let mut f = Family::new(c.metric, help, MetricType::Counter);
+            f.push(&[], v as f64);
+            out.push(f);
+        }
+    }
+    out
+}
 
 /// The catalogue entry of an alert.
 pub fn def(name: &str) -> Option<&'static AlertDef> {
