@@ -224,6 +224,9 @@ fn listeners(i: usize) -> Vec<Listener> {
 
 type Labels = BTreeMap<String, String>;
 
+/// Alerts firing at one minute: (name, labels).
+type Firing = BTreeSet<(String, Vec<(String, String)>)>;
+
 #[test]
 fn engine_and_shipped_rules_fire_together() {
     if !require(
@@ -271,7 +274,7 @@ fn engine_and_shipped_rules_fire_together() {
     let t0 = Instant::now();
     // series → value per minute; engine firing alerts per minute.
     let mut series: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
-    let mut firing: Vec<BTreeSet<(String, Vec<(String, String)>)>> = Vec::new();
+    let mut firing: Vec<Firing> = Vec::new();
     for i in 0..STEPS {
         for (rel, text) in files(i) {
             let p = root.join(rel);
@@ -312,8 +315,7 @@ fn engine_and_shipped_rules_fire_together() {
     }
     // Every host condition the timeline means to exercise fired on the engine side (so the
     // comparison below is not between two empty sets).
-    let fired: BTreeSet<(String, Vec<(String, String)>)> =
-        firing.iter().flatten().cloned().collect();
+    let fired: Firing = firing.iter().flatten().cloned().collect();
     for (alert, label) in [
         ("ListenQueueOverflow", None),
         ("ListenQueueOverflow", Some(("resource", "listen_queue"))),
