@@ -509,3 +509,131 @@ impl FakeHost {
         Daemon::start(&[], args, &env)
     }
 }
+
+extern "C" {
+    fn setns(fd: i32, nstype: i32) -> i32;
+}
+
+const CLONE_NEWNET: i32 = 0x4000_0000;
+
+/// Runs `f` on a thread that has joined the named namespace: sockets it creates belong to
+/// the namespace, also when other threads use them later.
+pub fn in_netns<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::os::fd::AsRawFd;
+    let path = format!("/var/run/netns/{name}");
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&path).expect("open the namespace");
+        // SAFETY: setns on a descriptor we own; it only changes this thread's namespace.
+        let rc = unsafe { setns(ns.as_raw_fd(), CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("namespace thread")
+}
+
+impl TestNetns {
+    /// [`in_netns`] for this namespace.
+    pub fn enter<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        in_netns(&self.name, f)
+    }
+
+    /// A GET from inside the namespace.
+    pub fn http_get(&self, addr: &str, path: &str) -> Option<(u16, String, Vec<u8>)> {
+        let (addr, path) = (addr.to_string(), path.to_string());
+        self.enter(move || http_get(&addr, &path, &[]))
+    }
+
+    /// A free TCP port on the namespace's loopback.
+    pub fn free_port(&self) -> u16 {
+        self.enter(|| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port()
+        })
+    }
+}
+
+/// A real Alertmanager (Debian's prometheus-alertmanager) on a free loopback port, inside a
+/// test namespace or not; killed on drop.
+pub struct Alertmanager {
+    child: std::process::Child,
+    pub addr: String,
+    ns: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Alertmanager {
+    /// Starts it and waits until it is ready.
+    pub fn start(ns: Option<&TestNetns>) -> Alertmanager {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("am.yml"),
+            "route:\n  receiver: none\nreceivers:\n  - name: none\n",
+        )
+        .expect("write alertmanager.yml");
+        let port = match ns {
+            Some(ns) => ns.free_port(),
+            None => std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port(),
+        };
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns.name, "prometheus-alertmanager"]);
+                c
+            }
+            None => Command::new("prometheus-alertmanager"),
+        };
+        let child = cmd
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("am.yml").display()
+            ))
+            .arg(format!("--storage.path={}", dir.path().display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start prometheus-alertmanager");
+        let am = Alertmanager {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+            ns: ns.map(|n| n.name.clone()),
+            _dir: dir,
+        };
+        assert!(
+            wait_until(30, || am.get("/-/ready").is_some_and(|r| r.0 == 200)),
+            "Alertmanager never became ready"
+        );
+        am
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String, Vec<u8>)> {
+        match &self.ns {
+            Some(name) => {
+                let (addr, path) = (self.addr.clone(), path.to_string());
+                in_netns(name, move || http_get(&addr, &path, &[]))
+            }
+            None => http_get(&self.addr, path, &[]),
+        }
+    }
+
+    /// The alerts it holds now (active ones; resolved alerts drop out).
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        self.get("/api/v2/alerts")
+            .and_then(|(_, _, b)| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

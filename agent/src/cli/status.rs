@@ -90,7 +90,7 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
                             a.state.clone(),
                             a.severity.clone(),
                             labels.join(","),
-                            format!("{} Remedy: {}", a.summary, a.remedy),
+                            format!("{} Knob: {}. Remedy: {}", a.summary, a.knob, a.remedy),
                         ]
                     })
                     .collect();

@@ -52,7 +52,7 @@ pub fn body(alerts: &[Alert], instance: &str, now: SystemTime) -> Value {
             }
             let mut alert = json!({
                 "labels": labels,
-                "annotations": { "summary": a.summary, "remedy": a.remedy },
+                "annotations": { "summary": a.summary, "knob": a.knob, "remedy": a.remedy },
                 "startsAt": rfc3339(a.started),
             });
             if a.state == State::Resolved {

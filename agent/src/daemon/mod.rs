@@ -307,16 +307,18 @@ impl Daemon {
             log::log(
                 level,
                 &format!(
-                    "alert {} {what} [{}]: {}. Remedy: {}",
+                    "alert {} {what} [{}]: {}. Knob: {}. Remedy: {}",
                     alert.name,
                     labels.join(" "),
                     alert.summary,
+                    alert.knob,
                     alert.remedy
                 ),
                 &[
                     ("ALERT", alert.name),
                     ("STATE", what),
                     ("SEVERITY", alert.severity),
+                    ("KNOB", alert.knob),
                     ("REMEDY", alert.remedy),
                 ],
             );
@@ -445,6 +447,7 @@ impl Daemon {
                     },
                     labels: a.labels.clone(),
                     summary: a.summary.clone(),
+                    knob: a.knob.into(),
                     remedy: a.remedy.into(),
                 })
                 .collect(),

@@ -16,6 +16,9 @@ pub struct AlertLine {
     pub state: String,
     pub labels: Vec<(String, String)>,
     pub summary: String,
+    /// The knob that fixes it (absent in status files of older versions).
+    #[serde(default)]
+    pub knob: String,
     pub remedy: String,
 }
 

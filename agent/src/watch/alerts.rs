@@ -83,6 +83,8 @@ pub struct Alert {
     /// The signal's value when last evaluated.
     pub value: f64,
     pub summary: String,
+    /// The knob that fixes it (from the catalogue).
+    pub knob: &'static str,
     pub remedy: &'static str,
     #[serde(skip)]
     pub since: Instant,
@@ -154,6 +156,7 @@ impl Engine {
                 state: State::Pending,
                 value: s.value,
                 summary: s.summary.clone(),
+                knob: d.knob,
                 remedy: d.remedy,
                 since: now,
                 started: SystemTime::now(),
