@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nodetune::config::Mode;
+use nodetune::base::mode::Mode;
 use nodetune::profile::{resolve, Facts, Library};
 use nodetune::tune::{self, ApplyOptions, Kernel, Store};
 use nodetune::watch::drift::DriftWatch;

@@ -7,6 +7,7 @@
 //! - [`expose`]: encoders and the HTTP endpoint;
 //! - [`cli`]: the command line.
 
+pub mod base;
 pub mod cli;
 pub mod collect;
 pub mod config;

@@ -17,7 +17,7 @@ use crate::watch::saturation;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Time between the two counter readings rates are computed from.
-    #[arg(long, default_value = "2s", value_parser = crate::config::parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = crate::base::duration::parse_duration)]
     pub interval: Duration,
     #[arg(long, short = 'o', value_enum, default_value = "table")]
     pub output: Output,

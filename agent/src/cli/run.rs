@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::base::log;
+use crate::base::mode::Mode;
 use crate::collect::Options;
-use crate::config::{self, Mode};
+use crate::config;
 use crate::daemon::{self, Daemon, Settings};
 use crate::expose::http::{self, Endpoint};
 use crate::expose::scrape::Scraper;
@@ -28,7 +30,7 @@ pub struct Args {
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
     /// How often managed keys are re-read, e.g. 1s or 500ms (overrides the configuration).
-    #[arg(long = "drift-interval", value_parser = config::parse_duration)]
+    #[arg(long = "drift-interval", value_parser = crate::base::duration::parse_duration)]
     pub drift_interval: Option<Duration>,
     /// Address to listen on for the metrics endpoint [default: from the configuration, :9100].
     #[arg(long = "web.listen-address")]
@@ -116,8 +118,8 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
     // Thousands of connections need more descriptors than the usual soft limit of 1024.
     let max_connections = http::fit_connection_cap(wanted, http::raise_nofile_limit());
     if max_connections < wanted {
-        daemon::log::log(
-            daemon::log::Level::Warning,
+        log::log(
+            log::Level::Warning,
             &format!(
                 "max-connections lowered from {wanted} to {max_connections} to fit the open-files limit (RLIMIT_NOFILE)"
             ),
@@ -127,7 +129,7 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
     let web_config = a.web_config.clone().or(web.config_file.map(PathBuf::from));
     let web = crate::expose::webconfig::Watched::new(web_config)?;
     for w in a.collect.warnings() {
-        daemon::log::log(daemon::log::Level::Warning, &w, &[]);
+        log::log(log::Level::Warning, &w, &[]);
     }
     let scraper = Scraper::new(&a.collect)?;
     // Alert rules also read two TcpExt counters node_exporter does not export by default.
@@ -165,8 +167,8 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
             .filter_map(|l| l.local_addr().ok())
             .map(|a| a.to_string())
             .collect();
-        daemon::log::log(
-            daemon::log::Level::Notice,
+        log::log(
+            log::Level::Notice,
             &format!("serving metrics on {}", addrs.join(", ")),
             &[],
         );

@@ -3,6 +3,7 @@
 //! [`Family`] samples. Data flows one way: sources → samples → encoder / alert rules.
 
 pub mod options;
+pub mod pool;
 pub mod sample;
 
 mod conntrack;

@@ -39,7 +39,7 @@ pub struct Options {
     #[arg(long = "collector.textfile.directory")]
     pub textfile_directories: Vec<PathBuf>,
     /// Longest a collector may take in one scrape; a slower (hung) one reports success 0.
-    #[arg(long = "collector.timeout", default_value = "5s", value_parser = crate::config::parse_duration)]
+    #[arg(long = "collector.timeout", default_value = "5s", value_parser = crate::base::duration::parse_duration)]
     pub timeout: std::time::Duration,
     /// Regexp of netstat fields to return.
     #[arg(long = "collector.netstat.fields", default_value = NETSTAT_FIELDS)]

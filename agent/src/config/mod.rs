@@ -5,39 +5,18 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
-use crate::profile::error::Pos;
-
-pub mod trust;
+use crate::base::duration::duration;
+use crate::base::mode::Mode;
+use crate::base::pos::Pos;
+use crate::base::trust;
 
 /// The configuration compiled into the binary (the same file the packages install).
 pub const DEFAULT: &str = include_str!("../../../packaging/nodetune.toml");
 
 /// Where the packaged configuration lives.
 pub const DEFAULT_PATH: &str = "/etc/nodetune/nodetune.toml";
-
-/// What the daemon does about the profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Apply the profile at start and correct drift.
-    Enforce,
-    /// Report drift only; never write.
-    Audit,
-    /// Neither apply nor watch.
-    Off,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Enforce => "enforce",
-            Mode::Audit => "audit",
-            Mode::Off => "off",
-        }
-    }
-}
 
 /// `[web]`: the metrics endpoint.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -93,44 +72,6 @@ impl Default for Config {
             alerts: Default::default(),
         }
     }
-}
-
-/// Parses durations such as "1s", "500ms", "2m", "1h".
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (for example \"1s\", \"500ms\", \"2m\")"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "{s:?} has no unit: write ms, s, m or h (for example \"1s\")"
-            ))
-        }
-    };
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(format!("{s:?} must be greater than zero"));
-    }
-    // from_secs_f64 panics past Duration::MAX (found by the `config` fuzz target).
-    let d = Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is too long"))?;
-    // Below a nanosecond rounds to zero, and a zero period panics the daemon's timers.
-    if d.is_zero() {
-        return Err(format!("{s:?} must be greater than zero"));
-    }
-    Ok(d)
-}
-
-pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
 impl Config {
@@ -220,18 +161,7 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("0.0000000001ms").is_err());
-        // Found by the `config` fuzz target: this panicked in Duration::from_secs_f64.
-        assert_eq!(
-            parse_duration("3333333333333333333333333333333333334s").unwrap_err(),
-            "\"3333333333333333333333333333333333334s\" is too long"
-        );
+    fn durations_too_long() {
         let e =
             Config::parse("n.toml", "drift-interval = \"99999999999999999999h\"\n").unwrap_err();
         assert_eq!(

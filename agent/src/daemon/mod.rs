@@ -4,7 +4,6 @@
 //! cleanly (without rolling back unless configured to).
 
 pub mod alertmanager;
-pub mod log;
 pub mod memory;
 pub mod notify;
 pub mod run;
@@ -15,14 +14,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 
+use crate::base::log::{self, Level};
+use crate::base::mode::Mode;
 use crate::collect::{Family, MetricType};
-use crate::config::{Config, Mode};
+use crate::config::Config;
 use crate::profile::{resolve, Facts, Library};
 use crate::tune::{self, Action, ApplyOptions, Kernel, Netns, Plan, Store};
 use crate::watch::alerts::{self, Engine, State, Transition};
 use crate::watch::drift::{DriftWatch, Event};
 use crate::watch::saturation;
-use log::Level;
 
 /// Where the daemon reads and writes, and what the command line overrides.
 #[derive(Debug, Clone)]

@@ -12,7 +12,8 @@ use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::{interval, MissedTickBehavior};
 
-use super::{alertmanager, log, memory, notify, Daemon};
+use super::{alertmanager, memory, notify, Daemon};
+use crate::base::log;
 use crate::collect::Family;
 use log::Level;
 

@@ -343,8 +343,8 @@ impl Watched {
                 st.0 = mtime;
                 match load(p) {
                     Ok(s) => st.1 = Arc::new(s),
-                    Err(e) => crate::daemon::log::log(
-                        crate::daemon::log::Level::Error,
+                    Err(e) => crate::base::log::log(
+                        crate::base::log::Level::Error,
                         &format!(
                             "web config changed but is invalid, keeping the previous one: {e:#}"
                         ),

@@ -7,10 +7,11 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::catalogue::{self, Kind};
-use super::error::{Pos, ProfileError, ProfileErrors};
+use super::error::{ProfileError, ProfileErrors};
 use super::facts::Condition;
 use super::suggest;
 use super::value::{self, Rel, Want};
+use crate::base::pos::Pos;
 
 /// A value with the position it was written at.
 #[derive(Debug, Clone, PartialEq)]

@@ -89,7 +89,7 @@ impl Library {
                     .and_then(|s| s.to_str())
                     .unwrap_or_default()
                     .to_string();
-                crate::config::trust::check(&path).map_err(anyhow::Error::msg)?;
+                crate::base::trust::check(&path).map_err(anyhow::Error::msg)?;
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
                 out.push(Source {
@@ -199,7 +199,7 @@ struct Acc {
     chain: Vec<String>,
 }
 
-fn origin(file: &str, pos: super::error::Pos) -> String {
+fn origin(file: &str, pos: crate::base::pos::Pos) -> String {
     format!("{file}:{}:{}", pos.line, pos.column)
 }
 

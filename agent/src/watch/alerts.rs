@@ -14,15 +14,15 @@ use crate::collect::{Family, MetricType, Sample, Text};
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct Thresholds {
     /// How often counters are collected and alerts evaluated.
-    #[serde(deserialize_with = "crate::config::duration")]
+    #[serde(deserialize_with = "crate::base::duration::duration")]
     pub interval: Duration,
     /// Alertmanager base URL (http://host:9093) to push alerts to; none by default.
     pub alertmanager_url: Option<String>,
     /// How long a condition must hold before the alert fires.
-    #[serde(deserialize_with = "crate::config::duration")]
+    #[serde(deserialize_with = "crate::base::duration::duration")]
     pub for_duration: Duration,
     /// How long a condition must be clear before a firing alert resolves.
-    #[serde(deserialize_with = "crate::config::duration")]
+    #[serde(deserialize_with = "crate::base::duration::duration")]
     pub clear_duration: Duration,
     /// conntrack entries / max that fires ConntrackNearFull (clears 5 points lower).
     pub conntrack_ratio: f64,

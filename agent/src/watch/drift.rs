@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::base::mode::Mode;
 use crate::collect::{Family, MetricType};
-use crate::config::Mode;
 use crate::profile::value::normalize;
 use crate::profile::{Target, Want};
 use crate::tune::conflicts;
