@@ -73,6 +73,10 @@ const ADDED_AFTER_1_5: &[(&str, &str)] = &[
         "1.9.0: filesystem: Add node_filesystem_mount_info (#2970)",
     ),
     (
+        "node_filesystem_purgeable_bytes",
+        "1.9.0: purgeable space on macOS (#3206); on Linux 1.12 exports it as 0",
+    ),
+    (
         "node_network_altnames_info",
         "1.11.0: netlink: Add node_network_altnames_info (#3541)",
     ),
@@ -206,6 +210,35 @@ fn series_exception(name: &str, labels: &Labels) -> Option<&'static str> {
         return Some(
             "Debian's package sets --collector.netdev.device-exclude=^lo$ (upstream: no exclusion)",
         );
+    }
+    if name.starts_with("node_filesystem_") {
+        let mountpoint = label("mountpoint").unwrap_or("");
+        let under = |dir: &str| {
+            mountpoint
+                .strip_prefix(dir)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        if (under("/run") && !mountpoint.starts_with("/run/credentials/"))
+            || under("/mnt")
+            || under("/media")
+        {
+            return Some(
+                "Debian's package adds run, mnt and media to --collector.filesystem.\
+                 mount-points-exclude (upstream excludes only /run/credentials/…)",
+            );
+        }
+        if label("fstype") == Some("erofs") {
+            return Some("1.10.0: filesystem: Add erofs in default excluded fs (#3313)");
+        }
+    }
+    if name.starts_with("node_disk_") {
+        let dev = label("device").unwrap_or("");
+        if dev
+            .strip_prefix("zram")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Some("1.8.0: diskstats: Ignore zram devices on linux systems (#2898)");
+        }
     }
     if name == "node_exporter_build_info" {
         return Some("label values describe each build (nodetune: its version, no Go)");
