@@ -65,6 +65,10 @@ const ADDED_AFTER_1_5: &[(&str, &str)] = &[
         "1.9.0: cpu: Support CPU online status (#3032)",
     ),
     (
+        "node_cpu_frequency_avg_hertz",
+        "1.12.0: cpufreq: Add support for cpuinfo_avg_freq (#3712)",
+    ),
+    (
         "node_pressure_irq_stalled_seconds_total",
         "1.9.0: pressure: add IRQ PSI metrics (#3048)",
     ),
