@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use nodetune::collect::{Options, ALL};
 use nodetune::expose::encode::{self, Format};
+use nodetune::expose::selfmetrics::SelfMetrics;
 
 /// Files the collectors (and the host facts) read, in the order chunks fill them.
 const FILES: &[&str] = &[
@@ -46,6 +47,8 @@ const FILES: &[&str] = &[
     "sys/devices/system/cpu/cpu0/thermal_throttle/core_throttle_count",
     "sys/devices/system/cpu/cpu0/topology/core_id",
     "proc/sys/kernel/osrelease",
+    "proc/self/stat",
+    "proc/self/net/netstat",
 ];
 
 /// Collectors that read only the tree (not netlink, ioctls or the clock).
@@ -138,7 +141,9 @@ fuzz_target!(|data: &[u8]| {
         &t.root.join("proc"),
         &t.root.join("sys"),
     );
-    let fams = encode::normalize(fams);
+    // The exporter's own process metrics (the real /proc/self in production), then normalized.
+    let me = SelfMetrics::at(&t.root.join("proc/self"), &t.root.join("proc/stat"));
+    let fams = me.gather(fams);
     for format in [Format::Text, Format::OpenMetrics] {
         let mut out = String::new();
         encode::encode(&fams, format, &mut out);
