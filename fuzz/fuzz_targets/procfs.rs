@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use nodetune::collect::{Options, ALL};
 use nodetune::expose::encode::{self, Format};
+use nodetune::expose::selfmetrics::SelfMetrics;
 
 /// Files the collectors (and the host facts) read, in the order chunks fill them.
 const FILES: &[&str] = &[
@@ -85,6 +86,8 @@ const FILES: &[&str] = &[
     "sys/class/fc_host/host0/port_name",
     "sys/class/fc_host/host0/statistics/rx_frames",
     "sys/class/fc_host/host0/statistics/dumped_frames",
+    "proc/self/stat",
+    "proc/self/net/netstat",
 ];
 
 /// Collectors that read only the tree (not netlink, ioctls or the clock).
@@ -186,7 +189,9 @@ fuzz_target!(|data: &[u8]| {
         &t.root.join("proc"),
         &t.root.join("sys"),
     );
-    let fams = encode::normalize(fams);
+    // The exporter's own process metrics (the real /proc/self in production), then normalized.
+    let me = SelfMetrics::at(&t.root.join("proc/self"), &t.root.join("proc/stat"));
+    let fams = me.gather(fams);
     for format in [Format::Text, Format::OpenMetrics] {
         let mut out = String::new();
         encode::encode(&fams, format, &mut out);

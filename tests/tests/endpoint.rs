@@ -156,6 +156,43 @@ fn requests_past_the_limit_get_503() {
         "Limit of concurrent requests reached (1), try again later.\n"
     );
     assert_eq!(s.d.status().unwrap()["listen"][0].as_str().unwrap(), s.addr);
+    // promhttp counts both answers; the scrape being served is in flight, not yet counted.
+    let (_, _, text) = body(&s.addr, "/metrics", &[]);
+    for line in [
+        "promhttp_metric_handler_requests_total{code=\"200\"} 1",
+        "promhttp_metric_handler_requests_total{code=\"503\"} 1",
+        "promhttp_metric_handler_requests_total{code=\"500\"} 0",
+        "promhttp_metric_handler_requests_in_flight 1",
+    ] {
+        assert!(text.contains(&format!("{line}\n")), "{line}");
+    }
+}
+
+#[test]
+fn exporter_metrics_and_their_switch() {
+    let s = start(&[]);
+    // A bad filter is answered before promhttp's handler (as in node_exporter): not counted.
+    assert_eq!(body(&s.addr, "/metrics?collect[]=nope", &[]).0, 400);
+    let (_, _, text) = body(&s.addr, "/metrics?collect[]=loadavg", &[]);
+    for want in [
+        "# TYPE process_cpu_seconds_total counter\n",
+        "# HELP process_resident_memory_bytes Resident memory size in bytes.\n",
+        "process_max_fds ",
+        "process_open_fds ",
+        "process_start_time_seconds ",
+        "process_network_receive_bytes_total ",
+        "promhttp_metric_handler_requests_total{code=\"200\"} 0\n",
+        "promhttp_metric_handler_errors_total{cause=\"gathering\"} 0\n",
+        "node_exporter_build_info{branch=\"\",goarch=",
+    ] {
+        assert!(text.contains(want), "{want}\n{text}");
+    }
+    assert!(!text.contains("code=\"400\""));
+    let s = start(&["--web.disable-exporter-metrics"]);
+    let (_, _, text) = body(&s.addr, "/metrics", &[]);
+    assert!(!text.contains("process_") && !text.contains("promhttp_"));
+    // node_exporter registers its build info with the collectors: it stays.
+    assert!(text.contains("\nnode_exporter_build_info{"));
 }
 
 #[test]

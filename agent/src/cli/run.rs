@@ -15,6 +15,7 @@ use crate::config;
 use crate::daemon::{self, Daemon, Settings};
 use crate::expose::http::{self, Endpoint};
 use crate::expose::scrape::Scraper;
+use crate::expose::selfmetrics::{self, SelfMetrics};
 use crate::profile::Library;
 use crate::tune::{Kernel, Store};
 use crate::watch::snapshot::Sampler;
@@ -51,7 +52,7 @@ pub struct Args {
     /// [default: from the configuration; none].
     #[arg(long = "web.config.file")]
     pub web_config: Option<PathBuf>,
-    /// Accepted for node_exporter compatibility: nodetune exports no Go runtime metrics.
+    /// Exclude metrics about the exporter itself (promhttp_*, process_*; nodetune has no go_*).
     #[arg(long = "web.disable-exporter-metrics")]
     pub disable_exporter_metrics: bool,
     /// Root of the sysctl tree.
@@ -112,6 +113,7 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
     let listen = a.listen_address.clone().unwrap_or(web.listen_address);
     let path = a.telemetry_path.clone().unwrap_or(web.telemetry_path);
     let max_requests = a.max_requests.unwrap_or(web.max_requests);
+    let disable_exporter_metrics = a.disable_exporter_metrics || web.disable_exporter_metrics;
     let wanted = a
         .max_connections
         .map(|n| n as usize)
@@ -144,11 +146,15 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
         max_requests,
         max_connections,
         web,
+        exporter_metrics: (!disable_exporter_metrics).then(SelfMetrics::new),
         extra: Some(Arc::new(move || {
-            extra_daemon
+            let mut fams = extra_daemon
                 .lock()
                 .map(|d| d.families())
-                .unwrap_or_default()
+                .unwrap_or_default();
+            // Served whatever --web.disable-exporter-metrics says, as node_exporter does.
+            fams.push(selfmetrics::build_info());
+            fams
         })),
     });
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -16,6 +16,7 @@ mod serve;
 use std::sync::Arc;
 
 use super::scrape::Scraper;
+use super::selfmetrics::SelfMetrics;
 use super::webconfig::Watched;
 use crate::collect::Family;
 
@@ -35,6 +36,8 @@ pub struct Endpoint {
     /// Open connections at most (at least 1); see `conn::Registry`.
     pub max_connections: usize,
     pub extra: Option<Extra>,
+    /// `process_*` and `promhttp_*` (None with `--web.disable-exporter-metrics`).
+    pub exporter_metrics: Option<Arc<SelfMetrics>>,
     /// TLS, client certificates, basic auth and headers (`--web.config.file`).
     pub web: Watched,
 }

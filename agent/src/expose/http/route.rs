@@ -156,6 +156,23 @@ async fn route(
         }
         return text(StatusCode::NOT_FOUND, "404 page not found\n");
     }
+    // promhttp's instrumentation: in flight while served, then counted by status code.
+    let flight = ep.exporter_metrics.as_ref().map(|m| m.begin());
+    let r = metrics(ep, sem, conn, req).await;
+    // node_exporter answers a bad collect[]/exclude[] (400) before promhttp's handler.
+    if let Some(f) = flight.filter(|_| r.status() != StatusCode::BAD_REQUEST) {
+        f.answered(r.status().as_u16());
+    }
+    r
+}
+
+/// The metrics handler proper: the request limit, the filters and the scrape.
+async fn metrics(
+    ep: Arc<Endpoint>,
+    sem: Arc<Semaphore>,
+    conn: Held,
+    req: Request<Incoming>,
+) -> Resp {
     let permit = if ep.max_requests > 0 {
         match sem.clone().try_acquire_owned() {
             Ok(p) => Some(p),
@@ -194,7 +211,10 @@ async fn route(
     if let Some(extra) = &ep.extra {
         fams.extend(extra());
     }
-    let fams = encode::normalize(fams);
+    let fams = match &ep.exporter_metrics {
+        Some(m) => m.gather(fams),
+        None => encode::normalize(fams),
+    };
     let mut out = String::with_capacity(64 * 1024);
     encode::encode(&fams, format, &mut out);
     let body = if gzip {
