@@ -16,6 +16,7 @@ mod listen_queue;
 mod loadavg;
 mod meminfo;
 mod netdev;
+pub mod netlink;
 mod netstat;
 mod pressure;
 mod sockstat;
