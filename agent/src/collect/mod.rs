@@ -5,6 +5,8 @@
 pub mod options;
 pub mod sample;
 
+mod arp;
+mod bonding;
 mod conntrack;
 mod cpu;
 mod cpufreq;
@@ -12,12 +14,17 @@ mod ethtool;
 mod filefd;
 mod gpu;
 mod hwmon;
+mod infiniband;
+mod ipvs;
 mod listen_queue;
 mod loadavg;
 mod meminfo;
+mod netclass;
 mod netdev;
 pub mod netlink;
 mod netstat;
+mod nfs;
+mod nfsd;
 mod pressure;
 mod sockstat;
 mod softnet;
@@ -25,6 +32,7 @@ mod stat;
 mod textfile;
 mod thermal_zone;
 mod time;
+mod udp_queues;
 mod uname;
 mod util;
 mod vmstat;
@@ -49,6 +57,16 @@ pub struct Entry {
 
 /// Every collector, sorted by name.
 pub const ALL: &[Entry] = &[
+    Entry {
+        name: "arp",
+        default_enabled: true,
+        build: arp::build,
+    },
+    Entry {
+        name: "bonding",
+        default_enabled: true,
+        build: bonding::build,
+    },
     Entry {
         name: "conntrack",
         default_enabled: true,
@@ -85,6 +103,16 @@ pub const ALL: &[Entry] = &[
         build: hwmon::build,
     },
     Entry {
+        name: "infiniband",
+        default_enabled: true,
+        build: infiniband::build,
+    },
+    Entry {
+        name: "ipvs",
+        default_enabled: true,
+        build: ipvs::build,
+    },
+    Entry {
         name: "listen_queue",
         default_enabled: false,
         build: listen_queue::build,
@@ -100,6 +128,11 @@ pub const ALL: &[Entry] = &[
         build: meminfo::build,
     },
     Entry {
+        name: "netclass",
+        default_enabled: true,
+        build: netclass::build,
+    },
+    Entry {
         name: "netdev",
         default_enabled: true,
         build: netdev::build,
@@ -108,6 +141,16 @@ pub const ALL: &[Entry] = &[
         name: "netstat",
         default_enabled: true,
         build: netstat::build,
+    },
+    Entry {
+        name: "nfs",
+        default_enabled: true,
+        build: nfs::build,
+    },
+    Entry {
+        name: "nfsd",
+        default_enabled: true,
+        build: nfsd::build,
     },
     Entry {
         name: "pressure",
@@ -143,6 +186,11 @@ pub const ALL: &[Entry] = &[
         name: "time",
         default_enabled: true,
         build: time::build,
+    },
+    Entry {
+        name: "udp_queues",
+        default_enabled: true,
+        build: udp_queues::build,
     },
     Entry {
         name: "uname",
