@@ -959,6 +959,88 @@ pub mod tests {
         assert!(a[0].is_err());
     }
 
+    /// Writes the raw datagrams of this namespace's link, address, neighbour and ethtool
+    /// dumps to $NODETUNE_NETLINK_CORPUS (the fuzz target's seed corpus):
+    /// `NODETUNE_NETLINK_CORPUS=fuzz/corpus/netlink ip netns exec NS cargo test -p nodetune
+    /// --lib -- --ignored capture_seed_corpus`.
+    #[test]
+    #[ignore]
+    fn capture_seed_corpus() {
+        let Some(dir) = std::env::var_os("NODETUNE_NETLINK_CORPUS") else {
+            return;
+        };
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let capture = |s: &mut Socket, name: &str, kind: u16, flags: u16, body: &[u8]| {
+            let seq = s.send(kind, flags, body).unwrap();
+            let pid = s.pid.unwrap();
+            for i in 0.. {
+                let n = recv(s.fd.as_raw_fd(), &mut s.buf, MsgFlags::empty()).unwrap();
+                std::fs::write(dir.join(format!("{name}-{i}")), &s.buf[..n]).unwrap();
+                if read_datagram(&s.buf[..n], seq, pid, |_| Ok(())).unwrap() != Step::More {
+                    break;
+                }
+            }
+        };
+        let mut s = Socket::open(Protocol::Route).unwrap();
+        capture(&mut s, "link", RTM_GETLINK, NLM_F_DUMP, &[0u8; 16]);
+        capture(&mut s, "addr", RTM_GETADDR, NLM_F_DUMP, &[0u8; 8]);
+        let mut nd = [0u8; 12];
+        nd[0] = libc::AF_INET as u8;
+        capture(&mut s, "neigh", RTM_GETNEIGH, NLM_F_DUMP, &nd);
+        let mut g = Socket::open(Protocol::Generic).unwrap();
+        let mut req = vec![CTRL_CMD_GETFAMILY, 1, 0, 0];
+        push_attr(&mut req, CTRL_ATTR_FAMILY_NAME, b"ethtool\0");
+        capture(&mut g, "genl-family", GENL_ID_CTRL, NLM_F_ACK, &req);
+        let family = g.request(GENL_ID_CTRL, &req, parse_family_id).unwrap()[0];
+        let mut header = Vec::new();
+        push_attr(&mut header, ETHTOOL_A_HEADER_FLAGS, &1u32.to_ne_bytes());
+        let mut req = vec![ETHTOOL_MSG_LINKMODES_GET, 1, 0, 0];
+        push_attr(&mut req, ETHTOOL_A_LINKMODES_HEADER | NLA_F_NESTED, &header);
+        capture(&mut g, "ethtool-linkmodes", family, NLM_F_DUMP, &req);
+        let mut d = Socket::open(Protocol::SockDiag).unwrap();
+        let mut req = [0u8; 56];
+        req[0] = libc::AF_INET as u8;
+        req[1] = libc::IPPROTO_TCP as u8;
+        req[4..8].copy_from_slice(&(1u32 << 10).to_ne_bytes());
+        capture(&mut d, "sock-diag", SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, &req);
+    }
+
+    #[test]
+    fn the_seed_corpus_parses_cleanly() {
+        // Real dumps (fuzz/corpus/netlink, captured with capture_seed_corpus).
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/netlink");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let mut links = 0;
+        for e in entries {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let data = std::fs::read(&path).unwrap();
+            let (seq, pid) = (u32_at(&data, 8).unwrap(), u32_at(&data, 12).unwrap());
+            let family = u16_at(&data, 4).unwrap();
+            // Types overlap across netlink families (GENL_ID_CTRL is RTM_NEWLINK's number):
+            // each dump goes to its own parser, as on its own socket.
+            read_datagram(&data, seq, pid, |m| {
+                if name.starts_with("link") {
+                    let l = parse_link(m)?.unwrap();
+                    assert!(l.name.is_some() && l.stats.is_some());
+                    links += 1;
+                } else if name.starts_with("neigh") {
+                    parse_neigh(m)?.unwrap();
+                } else if name.starts_with("genl-family") {
+                    parse_family_id(m)?.unwrap();
+                } else if name.starts_with("ethtool") {
+                    parse_linkmodes(family, m)?.unwrap();
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        assert!(links >= 3, "{links}");
+    }
+
     #[test]
     fn live_dumps_of_this_namespace() {
         // Whatever this sandbox has: the dumps work and loopback is there (if any link is).
