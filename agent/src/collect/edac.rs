@@ -45,7 +45,7 @@ pub struct Channel {
 /// An EDAC counter file: a decimal number, white space around it.
 pub fn parse_count(text: &str) -> anyhow::Result<u64> {
     let t = text.trim();
-    util::parse_uint10(t).with_context(|| format!("not a count: {t:?}"))
+    util::go_parse_uint(t, 10, 64).with_context(|| format!("not a count: {t:?}"))
 }
 
 /// A `chN_dimm_label` as node_exporter labels it: trimmed, `#` dropped, `csrow` and `channel`

@@ -127,7 +127,7 @@ pub fn attr_value(raw: &[u8], cut: bool) -> String {
 
 /// A statistic (Go's base-0 unsigned syntax, e.g. `0x1f`).
 pub fn parse_counter(text: &str) -> anyhow::Result<u64> {
-    util::parse_go_uint(text).with_context(|| format!("not a counter: {text:?}"))
+    util::go_parse_uint(text, 0, 64).with_context(|| format!("not a counter: {text:?}"))
 }
 
 fn read_host(dir: &Path, name: String) -> anyhow::Result<Host> {

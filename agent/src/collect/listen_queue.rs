@@ -5,33 +5,9 @@
 //! /proc/net/tcp). For a listener, the kernel reports the current accept-queue length and its
 //! limit (min of the listen() backlog and net.core.somaxconn).
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use super::{netlink, Collector, Family, MetricType, Options};
 
-use super::{Collector, Family, MetricType, Options};
-
-const SOCK_DIAG_BY_FAMILY: u16 = 20;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_DONE: u16 = 3;
-const NLMSG_ERROR: u16 = 2;
 const TCP_LISTEN: u32 = 10;
-
-/// struct nlmsghdr + struct inet_diag_req_v2.
-#[repr(C)]
-struct Request {
-    len: u32,
-    kind: u16,
-    flags: u16,
-    seq: u32,
-    pid: u32,
-    family: u8,
-    protocol: u8,
-    ext: u8,
-    pad: u8,
-    states: u32,
-    // struct inet_diag_sockid: ports, addresses, interface, cookie.
-    id: [u8; 48],
-}
 
 struct ListenQueue;
 
@@ -62,86 +38,33 @@ pub fn read() -> std::io::Result<Vec<Listener>> {
 
 /// Every listening TCP socket of one address family.
 fn listeners(family: u8) -> std::io::Result<Vec<Listener>> {
-    // SAFETY: socket() has no memory preconditions; the fd is owned right away.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            libc::NETLINK_SOCK_DIAG,
-        )
-    };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: raw is a fresh descriptor nothing else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
-    let req = Request {
-        len: std::mem::size_of::<Request>() as u32,
-        kind: SOCK_DIAG_BY_FAMILY,
-        flags: NLM_F_REQUEST | NLM_F_DUMP,
-        seq: 1,
-        pid: 0,
-        family,
-        protocol: libc::IPPROTO_TCP as u8,
-        ext: 0,
-        pad: 0,
-        states: 1 << TCP_LISTEN,
-        id: [0; 48],
-    };
-    // SAFETY: the buffer is the request struct, fully initialised, of the length given.
-    let sent = unsafe {
-        libc::send(
-            sock.as_raw_fd(),
-            &req as *const Request as *const libc::c_void,
-            req.len as usize,
-            0,
-        )
-    };
-    if sent < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        // SAFETY: recv writes at most buf.len() bytes into buf.
-        let n = unsafe {
-            libc::recv(
-                sock.as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                0,
-            )
-        };
-        if n < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let data = &buf[..n as usize];
-        let mut off = 0;
-        while off + 16 <= data.len() {
-            let u32_at =
-                |o: usize| u32::from_ne_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]);
-            let len = u32_at(off) as usize;
-            let kind = u16::from_ne_bytes([data[off + 4], data[off + 5]]);
-            if kind == NLMSG_DONE {
-                return Ok(out);
+    // struct inet_diag_req_v2: family, protocol, ext, pad, states, then struct
+    // inet_diag_sockid (ports, addresses, interface, cookie: 48 bytes, all zero).
+    let mut req = [0u8; 56];
+    req[0] = family;
+    req[1] = libc::IPPROTO_TCP as u8;
+    req[4..8].copy_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
+    netlink::dump(
+        netlink::Protocol::SockDiag,
+        netlink::SOCK_DIAG_BY_FAMILY,
+        &req,
+        |m| {
+            if m.kind != netlink::SOCK_DIAG_BY_FAMILY {
+                return Ok(None);
             }
-            if kind == NLMSG_ERROR || len < 16 || off + len > data.len() {
-                return Err(std::io::Error::other("sock_diag error"));
-            }
-            // struct inet_diag_msg after the 16-byte header: family, state, timer, retrans
-            // (4 bytes), sockid (48), expires (4), rqueue (4), wqueue (4), ...
-            let msg = off + 16;
-            if msg + 64 <= off + len {
-                out.push(Listener {
-                    // idiag_sport, in network byte order.
-                    port: u16::from_be_bytes([data[msg + 4], data[msg + 5]]),
-                    queued: u32_at(msg + 56),
-                    backlog: u32_at(msg + 60),
-                });
-            }
-            off += (len + 3) & !3;
-        }
-    }
+            // struct inet_diag_msg: family, state, timer, retrans (4 bytes), sockid (48:
+            // sport and dport in network byte order first), expires (4), rqueue (4), wqueue.
+            let port = m.body.get(4..6).map(|p| u16::from_be_bytes([p[0], p[1]]));
+            Ok(port
+                .zip(netlink::u32_at(m.body, 56))
+                .zip(netlink::u32_at(m.body, 60))
+                .map(|((port, queued), backlog)| Listener {
+                    port,
+                    queued,
+                    backlog,
+                }))
+        },
+    )
 }
 
 impl Collector for ListenQueue {
@@ -153,7 +76,7 @@ impl Collector for ListenQueue {
             "Fullest TCP accept queue: queued connections / the listener's backlog limit.",
             MetricType::Gauge,
         );
-        r.push(&[], ratio.min(1.0));
+        r.push(&[], ratio);
         let mut n = Family::new(
             "nodetune_listen_sockets",
             "Listening TCP sockets.",
@@ -172,6 +95,7 @@ pub fn build(_opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn sees_a_listener_and_its_backlog() {

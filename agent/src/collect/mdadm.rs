@@ -268,8 +268,8 @@ fn check_components(fields: &[&str]) -> anyhow::Result<()> {
 /// A raid_disks attribute: a count, `current (previous)` during a reshape, or nothing.
 pub fn parse_raid_disks(text: &str) -> Option<u64> {
     let t = text.trim();
-    util::parse_uint10(t).or_else(|| match t.find(' ') {
-        Some(i) if i > 0 => util::parse_uint10(&t[..i]),
+    util::go_parse_uint(t, 10, 64).or_else(|| match t.find(' ') {
+        Some(i) if i > 0 => util::go_parse_uint(&t[..i], 10, 64),
         _ => None,
     })
 }
@@ -296,7 +296,7 @@ pub fn read_mdraids(block: &Path) -> anyhow::Result<Vec<MdRaid>> {
         let degraded = match level.as_str() {
             "raid1" | "raid4" | "raid5" | "raid6" | "raid10" => {
                 let p = md.join("degraded");
-                util::parse_uint10(read_whole(&p)?.trim())
+                util::go_parse_uint(read_whole(&p)?.trim(), 10, 64)
                     .with_context(|| format!("parsing {}", p.display()))?
             }
             _ => 0,

@@ -145,7 +145,7 @@ pub fn parse_meminfo(text: &str) -> anyhow::Result<Vec<Line<'_>>> {
         let value = fields
             .next()
             .with_context(|| format!("malformed line {line:?}"))?;
-        let value = parse_go_uint(value).with_context(|| format!("invalid value in {line:?}"))?;
+        let value = util::go_parse_uint(value, 0, 64).with_context(|| format!("invalid value in {line:?}"))?;
         let kb = match fields.next() {
             None => false,
             Some("kB") => true,
@@ -157,43 +157,6 @@ pub fn parse_meminfo(text: &str) -> anyhow::Result<Vec<Line<'_>>> {
         }
     }
     Ok(out)
-}
-
-/// Go's `strconv.ParseUint(s, 0, 64)`: decimal, or `0x`, `0o`, `0b` or a leading `0` (octal)
-/// prefix, with `_` allowed between digits; no sign.
-fn parse_go_uint(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    // What the kernel prints: plain decimal without a leading zero.
-    if !b.is_empty() && b.iter().all(u8::is_ascii_digit) && (b.len() == 1 || b[0] != b'0') {
-        return s.parse().ok();
-    }
-    let lower = s.get(..2).map(str::to_ascii_lowercase);
-    let (radix, digits, prefixed) = match lower.as_deref() {
-        Some("0x") => (16, &s[2..], true),
-        Some("0o") => (8, &s[2..], true),
-        Some("0b") => (2, &s[2..], true),
-        _ if b.len() > 1 && b[0] == b'0' => (8, &s[1..], true),
-        _ => (10, s, false),
-    };
-    // Go's underscoreOK: each '_' follows a digit or the prefix and precedes a digit.
-    let d = digits.as_bytes();
-    for (i, &c) in d.iter().enumerate() {
-        if c == b'_' {
-            let after_ok = d.get(i + 1).is_some_and(|&n| n != b'_');
-            let before_ok = if i == 0 { prefixed } else { d[i - 1] != b'_' };
-            if !after_ok || !before_ok {
-                return None;
-            }
-        } else if !c.is_ascii_alphanumeric() {
-            // Also refuses the sign from_str_radix would accept.
-            return None;
-        }
-    }
-    let clean: String = digits.chars().filter(|&c| c != '_').collect();
-    if clean.is_empty() {
-        return None;
-    }
-    u64::from_str_radix(&clean, radix).ok()
 }
 
 /// node_exporter 1.5's name for a field: `(x)` → `_x` (first `(` to last `)`), `_bytes` for kB.
@@ -517,7 +480,7 @@ mod tests {
             ("+1", None),
             ("1e3", None),
         ] {
-            assert_eq!(parse_go_uint(s), want, "{s:?}");
+            assert_eq!(util::go_parse_uint(s, 0, 64), want, "{s:?}");
         }
     }
 

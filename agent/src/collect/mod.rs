@@ -6,6 +6,8 @@ pub mod options;
 pub mod pool;
 pub mod sample;
 
+mod arp;
+mod bonding;
 pub mod conntrack;
 pub mod cpu;
 mod cpufreq;
@@ -16,12 +18,18 @@ mod fibrechannel;
 pub mod filefd;
 pub mod gpu;
 pub mod hwmon;
+mod infiniband;
+mod ipvs;
 pub mod listen_queue;
 mod loadavg;
 mod mdadm;
 mod meminfo;
+mod netclass;
 pub mod netdev;
+pub mod netlink;
 pub mod netstat;
+mod nfs;
+mod nfsd;
 mod nvme;
 mod powersupplyclass;
 mod pressure;
@@ -33,6 +41,7 @@ mod tapestats;
 mod textfile;
 mod thermal_zone;
 mod time;
+mod udp_queues;
 mod uname;
 mod util;
 mod vmstat;
@@ -58,6 +67,16 @@ pub struct Entry {
 
 /// Every collector, sorted by name.
 pub const ALL: &[Entry] = &[
+    Entry {
+        name: "arp",
+        default_enabled: true,
+        build: arp::build,
+    },
+    Entry {
+        name: "bonding",
+        default_enabled: true,
+        build: bonding::build,
+    },
     Entry {
         name: "conntrack",
         default_enabled: true,
@@ -109,6 +128,16 @@ pub const ALL: &[Entry] = &[
         build: hwmon::build,
     },
     Entry {
+        name: "infiniband",
+        default_enabled: true,
+        build: infiniband::build,
+    },
+    Entry {
+        name: "ipvs",
+        default_enabled: true,
+        build: ipvs::build,
+    },
+    Entry {
         name: "listen_queue",
         default_enabled: false,
         build: listen_queue::build,
@@ -129,6 +158,11 @@ pub const ALL: &[Entry] = &[
         build: meminfo::build,
     },
     Entry {
+        name: "netclass",
+        default_enabled: true,
+        build: netclass::build,
+    },
+    Entry {
         name: "netdev",
         default_enabled: true,
         build: netdev::build,
@@ -137,6 +171,16 @@ pub const ALL: &[Entry] = &[
         name: "netstat",
         default_enabled: true,
         build: netstat::build,
+    },
+    Entry {
+        name: "nfs",
+        default_enabled: true,
+        build: nfs::build,
+    },
+    Entry {
+        name: "nfsd",
+        default_enabled: true,
+        build: nfsd::build,
     },
     Entry {
         name: "nvme",
@@ -192,6 +236,11 @@ pub const ALL: &[Entry] = &[
         name: "time",
         default_enabled: true,
         build: time::build,
+    },
+    Entry {
+        name: "udp_queues",
+        default_enabled: true,
+        build: udp_queues::build,
     },
     Entry {
         name: "uname",

@@ -12,12 +12,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use nix::sys::socket::{
-    recv, send, socket, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType,
-};
 use regex::Regex;
 
-use super::{util, Collector, Family, MetricType, Options};
+use super::{netlink, util, Collector, Family, MetricType, Options};
 
 /// One device's counters under node_exporter's keys.
 type Stats = BTreeMap<&'static str, u64>;
@@ -138,106 +135,8 @@ fn parse_proc(text: &str) -> anyhow::Result<Vec<(String, Stats)>> {
 
 // ---- rtnetlink -------------------------------------------------------------------------
 
-const NLMSG_HDRLEN: usize = 16;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const RTM_NEWLINK: u16 = 16;
-const RTM_GETLINK: u16 = 18;
-const RTM_NEWADDR: u16 = 20;
-const RTM_GETADDR: u16 = 22;
-const IFLA_IFNAME: u16 = 3;
-const IFLA_STATS: u16 = 7;
-const IFLA_STATS64: u16 = 23;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
-
-fn u16_at(b: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(off..off + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(off..off + 4)?.try_into().ok()?))
-}
-
-fn u64_at(b: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from_ne_bytes(b.get(off..off + 8)?.try_into().ok()?))
-}
-
-fn align4(n: usize) -> usize {
-    (n + 3) & !3
-}
-
-/// Sends one dump request (`header` is the family-specific message after nlmsghdr) and
-/// returns the bodies of the `reply` messages.
-fn dump(request: u16, reply: u16, header: &[u8]) -> io::Result<Vec<Vec<u8>>> {
-    let fd = socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkRoute,
-    )?;
-    let len = NLMSG_HDRLEN + align4(header.len());
-    let mut req = Vec::with_capacity(len);
-    req.extend_from_slice(&(len as u32).to_ne_bytes());
-    req.extend_from_slice(&request.to_ne_bytes());
-    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
-    req.extend_from_slice(&flags.to_ne_bytes());
-    req.extend_from_slice(&1u32.to_ne_bytes()); // sequence number
-    req.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
-    req.extend_from_slice(header);
-    req.resize(len, 0);
-    use std::os::fd::AsRawFd;
-    send(fd.as_raw_fd(), &req, MsgFlags::empty())?;
-    // Dump parts are at most 32 KiB each (more on huge pages): 64 KiB always holds one.
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut out = Vec::new();
-    loop {
-        let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "netlink closed",
-            ));
-        }
-        let mut off = 0;
-        while off + NLMSG_HDRLEN <= n {
-            let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed netlink message");
-            let mlen = u32_at(&buf, off).ok_or_else(bad)? as usize;
-            let kind = u16_at(&buf, off + 4).ok_or_else(bad)?;
-            if mlen < NLMSG_HDRLEN || off + mlen > n {
-                return Err(bad());
-            }
-            let body = &buf[off + NLMSG_HDRLEN..off + mlen];
-            match kind {
-                NLMSG_DONE => return Ok(out),
-                NLMSG_ERROR => {
-                    let errno = u32_at(body, 0).ok_or_else(bad)? as i32;
-                    if errno != 0 {
-                        return Err(io::Error::from_raw_os_error(-errno));
-                    }
-                }
-                k if k == reply => out.push(body.to_vec()),
-                _ => {}
-            }
-            off += align4(mlen);
-        }
-    }
-}
-
-/// Route attributes after a fixed header: (type, payload).
-fn attrs(body: &[u8], start: usize) -> impl Iterator<Item = (u16, &[u8])> {
-    let mut off = start;
-    std::iter::from_fn(move || {
-        let len = u16_at(body, off)? as usize;
-        let kind = u16_at(body, off + 2)? & 0x3fff;
-        if len < 4 || off + len > body.len() {
-            return None;
-        }
-        let payload = &body[off + 4..off + len];
-        off += align4(len);
-        Some((kind, payload))
-    })
-}
 
 /// One link of the dump: index, name, stats64 (or stats32 widened), as node_exporter reads.
 struct Link {
@@ -247,35 +146,13 @@ struct Link {
 }
 
 fn links() -> io::Result<Vec<Link>> {
-    // struct ifinfomsg, all zero: every family, every link.
-    let msgs = dump(RTM_GETLINK, RTM_NEWLINK, &[0u8; 16])?;
-    Ok(msgs
-        .iter()
-        .filter_map(|m| {
-            let index = u32_at(m, 4)?;
-            let (mut name, mut s64, mut s32) = (None, None, None);
-            for (kind, p) in attrs(m, 16) {
-                match kind {
-                    IFLA_IFNAME => {
-                        let end = p.iter().position(|&c| c == 0).unwrap_or(p.len());
-                        name = Some(String::from_utf8_lossy(&p[..end]).into_owned());
-                    }
-                    IFLA_STATS64 => s64 = Some(p),
-                    IFLA_STATS => s32 = Some(p),
-                    _ => {}
-                }
-            }
-            let stats = match (s64, s32) {
-                (Some(p), _) => Some(std::array::from_fn(|i| u64_at(p, i * 8).unwrap_or(0))),
-                (None, Some(p)) => Some(std::array::from_fn(|i| {
-                    u64::from(u32_at(p, i * 4).unwrap_or(0))
-                })),
-                (None, None) => None,
-            };
+    Ok(netlink::links()?
+        .into_iter()
+        .filter_map(|l| {
             Some(Link {
-                index,
-                name: name?,
-                stats,
+                index: l.index,
+                name: l.name?,
+                stats: l.stats,
             })
         })
         .collect())
@@ -288,33 +165,54 @@ struct Addr {
     ip: IpAddr,
 }
 
+fn parse_addr(m: netlink::Message<'_>) -> io::Result<Option<Addr>> {
+    if m.kind != netlink::RTM_NEWADDR {
+        return Ok(None);
+    }
+    let b = m.body;
+    // struct ifaddrmsg: family u8, prefixlen u8, flags u8, scope u8, index u32.
+    let (Some(&family), Some(&prefix), Some(index)) = (b.first(), b.get(1), netlink::u32_at(b, 4))
+    else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "malformed ifaddrmsg",
+        ));
+    };
+    let (mut local, mut address) = (None, None);
+    for a in netlink::attrs(b, 8) {
+        let (kind, p) = a?;
+        match kind {
+            IFA_LOCAL => local = Some(p),
+            IFA_ADDRESS => address = Some(p),
+            _ => {}
+        }
+    }
+    // Go's net package prefers IFA_LOCAL (the local end of point-to-point links).
+    let Some(p) = local.or(address) else {
+        return Ok(None);
+    };
+    let ip = match i32::from(family) {
+        libc::AF_INET => p
+            .get(..4)
+            .and_then(|p| <[u8; 4]>::try_from(p).ok())
+            .map(IpAddr::from),
+        libc::AF_INET6 => p
+            .get(..16)
+            .and_then(|p| <[u8; 16]>::try_from(p).ok())
+            .map(IpAddr::from),
+        _ => None,
+    };
+    Ok(ip.map(|ip| Addr { index, prefix, ip }))
+}
+
 fn addrs() -> io::Result<Vec<Addr>> {
     // struct ifaddrmsg, all zero: every family.
-    let msgs = dump(RTM_GETADDR, RTM_NEWADDR, &[0u8; 8])?;
-    Ok(msgs
-        .iter()
-        .filter_map(|m| {
-            let family = i32::from(*m.first()?);
-            let prefix = *m.get(1)?;
-            let index = u32_at(m, 4)?;
-            let (mut local, mut address) = (None, None);
-            for (kind, p) in attrs(m, 8) {
-                match kind {
-                    IFA_LOCAL => local = Some(p),
-                    IFA_ADDRESS => address = Some(p),
-                    _ => {}
-                }
-            }
-            // Go's net package prefers IFA_LOCAL (the local end of point-to-point links).
-            let p = local.or(address)?;
-            let ip = match family {
-                libc::AF_INET => IpAddr::from(<[u8; 4]>::try_from(p.get(..4)?).ok()?),
-                libc::AF_INET6 => IpAddr::from(<[u8; 16]>::try_from(p.get(..16)?).ok()?),
-                _ => return None,
-            };
-            Some(Addr { index, prefix, ip })
-        })
-        .collect())
+    netlink::dump(
+        netlink::Protocol::Route,
+        netlink::RTM_GETADDR,
+        &[0u8; 8],
+        parse_addr,
+    )
 }
 
 /// Go's net.IP classification for node_network_address_info's scope label.

@@ -55,7 +55,7 @@ pub fn namespace_id(name: &str) -> Option<&str> {
 
 /// A namespace block count or size: a decimal number, else 0 (procfs ignores the error).
 pub fn parse_blocks(text: &str) -> u64 {
-    util::parse_uint10(text).unwrap_or(0)
+    util::go_parse_uint(text, 10, 64).unwrap_or(0)
 }
 
 fn attr(path: &Path) -> anyhow::Result<String> {

@@ -32,6 +32,14 @@ pub struct Options {
     pub toggles: Toggles,
     #[command(flatten)]
     pub foreign: Foreign,
+    #[command(flatten)]
+    pub arp: super::arp::Flags,
+    #[command(flatten)]
+    pub infiniband: super::infiniband::Flags,
+    #[command(flatten)]
+    pub ipvs: super::ipvs::Flags,
+    #[command(flatten)]
+    pub netclass: super::netclass::Flags,
     /// Export softirq counters per vector (stat collector).
     #[arg(long = "collector.stat.softirq")]
     pub stat_softirq: bool,
@@ -176,10 +184,8 @@ impl Args for Toggles {
 /// `--collector.NAME` / `--no-collector.NAME` flags are accepted (hidden) so a node_exporter
 /// unit file keeps working; enabling one only logs a warning.
 pub const FOREIGN_COLLECTORS: &[&str] = &[
-    "arp",
     "bcache",
     "bcachefs",
-    "bonding",
     "btrfs",
     "buddyinfo",
     "cgroups",
@@ -189,19 +195,14 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
     "drm",
     "entropy",
     "filesystem",
-    "infiniband",
     "interrupts",
-    "ipvs",
     "kernel_hung",
     "ksmd",
     "lnstat",
     "logind",
     "meminfo_numa",
     "mountstats",
-    "netclass",
     "network_route",
-    "nfs",
-    "nfsd",
     "ntp",
     "os",
     "pcidevice",
@@ -219,7 +220,6 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
     "systemd",
     "tcpstat",
     "timex",
-    "udp_queues",
     "wifi",
     "xfrm",
     "xfs",
@@ -235,8 +235,6 @@ const FOREIGN_VALUE_FLAGS: &[&str] = &[
     "runtime.gomaxprocs",
     "log.level",
     "log.format",
-    "collector.arp.device-exclude",
-    "collector.arp.device-include",
     "collector.diskstats.device-exclude",
     "collector.diskstats.device-include",
     "collector.filesystem.fs-types-exclude",
@@ -244,7 +242,6 @@ const FOREIGN_VALUE_FLAGS: &[&str] = &[
     "collector.filesystem.mount-points-exclude",
     "collector.filesystem.mount-points-include",
     "collector.filesystem.mount-timeout",
-    "collector.netclass.ignored-devices",
     "collector.qdisc.fixtures",
     "collector.sysctl.include",
     "collector.sysctl.include-info",
@@ -255,10 +252,7 @@ const FOREIGN_VALUE_FLAGS: &[&str] = &[
 
 /// Boolean node_exporter flags accepted and ignored (also as `--no-…`).
 const FOREIGN_BOOL_FLAGS: &[&str] = &[
-    "collector.arp.netlink",
     "collector.bcache.priorityStats",
-    "collector.netclass.ignore-invalid-speed",
-    "collector.netclass.netlink",
     "collector.systemd.enable-restarts-metrics",
     "collector.systemd.enable-start-time-metrics",
     "collector.systemd.enable-task-metrics",
@@ -431,8 +425,15 @@ mod tests {
         .unwrap();
         assert!(o.stat_softirq);
         let w = o.warnings();
-        assert_eq!(w.len(), 11, "{w:#?}");
-        assert!(w[0].starts_with("--collector.arp: not implemented"));
+        // arp and netclass (and their flags) are nodetune's own now.
+        assert_eq!(w.len(), 8, "{w:#?}");
+        assert!(w[0].starts_with("--collector.systemd: not implemented"));
+        assert!(!w
+            .iter()
+            .any(|l| l.contains("arp") || l.contains("netclass")));
+        assert!(o.enabled().contains(&"arp"));
+        assert!(!o.netclass.netlink || o.netclass.no_netlink);
+        assert_eq!(o.netclass.ignored_devices, "(dmz|int)");
         assert!(w
             .iter()
             .any(|l| l.starts_with("--collector.sysctl.include=kernel.threads-max")));

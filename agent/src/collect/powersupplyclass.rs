@@ -171,12 +171,12 @@ pub fn parse_attr(s: &mut Supply, file: &str, value: String) -> anyhow::Result<(
             }
         }
         Kind::Gauge(metric, help, div) => {
-            let v = util::parse_go_int(&value)
+            let v = util::go_parse_int(&value, 0)
                 .with_context(|| format!("{file}: not an integer: {value:?}"))?;
             s.values.push((metric, help, v as f64 / div));
         }
         Kind::Unused => {
-            util::parse_go_int(&value)
+            util::go_parse_int(&value, 0)
                 .with_context(|| format!("{file}: not an integer: {value:?}"))?;
         }
     }

@@ -124,7 +124,7 @@ pub fn is_tape(name: &str) -> bool {
 
 /// A statistic (Go's base-0 unsigned syntax).
 pub fn parse_counter(text: &str) -> anyhow::Result<u64> {
-    util::parse_go_uint(text).with_context(|| format!("not a counter: {text:?}"))
+    util::go_parse_uint(text, 0, 64).with_context(|| format!("not a counter: {text:?}"))
 }
 
 fn read_tape(dir: &Path, name: String) -> anyhow::Result<Tape> {

@@ -238,102 +238,6 @@ pub fn valid_utf8(bytes: &[u8]) -> String {
     s
 }
 
-/// Go's `strconv.ParseUint(s, 10, 64)`: ASCII digits only (no sign), no overflow.
-pub fn parse_uint10(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
-/// Go's `strconv.ParseUint(s, 0, 64)`, which procfs' value parser uses for sysfs numbers:
-/// decimal, `0x`/`0o`/`0b` prefixes, a leading `0` for octal, `_` between digits.
-pub fn parse_go_uint(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    let (base, digits): (u64, &[u8]) = match b {
-        [] => return None,
-        [b'0', p, _, ..] if p.eq_ignore_ascii_case(&b'b') => (2, &b[2..]),
-        [b'0', p, _, ..] if p.eq_ignore_ascii_case(&b'o') => (8, &b[2..]),
-        [b'0', p, _, ..] if p.eq_ignore_ascii_case(&b'x') => (16, &b[2..]),
-        [b'0', rest @ ..] => (8, rest),
-        _ => (10, b),
-    };
-    let mut n: u64 = 0;
-    let mut underscores = false;
-    for &c in digits {
-        let d = match c {
-            b'_' => {
-                underscores = true;
-                continue;
-            }
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'z' => c - b'a' + 10,
-            b'A'..=b'Z' => c - b'A' + 10,
-            _ => return None,
-        };
-        if u64::from(d) >= base {
-            return None;
-        }
-        n = n.checked_mul(base)?.checked_add(u64::from(d))?;
-    }
-    if underscores && !underscores_ok(b) {
-        return None;
-    }
-    Some(n)
-}
-
-/// Go's `strconv.ParseInt(s, 0, 64)`: an optional sign, then as [`parse_go_uint`].
-pub fn parse_go_int(s: &str) -> Option<i64> {
-    let (neg, rest) = match s.as_bytes().first() {
-        Some(b'+') => (false, &s[1..]),
-        Some(b'-') => (true, &s[1..]),
-        _ => (false, s),
-    };
-    let u = parse_go_uint(rest)?;
-    if neg {
-        match u.cmp(&(1 << 63)) {
-            std::cmp::Ordering::Less => Some(-(u as i64)),
-            std::cmp::Ordering::Equal => Some(i64::MIN),
-            std::cmp::Ordering::Greater => None,
-        }
-    } else {
-        i64::try_from(u).ok()
-    }
-}
-
-/// Go's rule for `_` in base-0 numbers: only between digits (a base prefix counts as one).
-fn underscores_ok(mut s: &[u8]) -> bool {
-    if let [b'+' | b'-', rest @ ..] = s {
-        s = rest;
-    }
-    // What came last: '^' the start, '0' a digit or prefix, '_' an underscore, '!' other.
-    let mut saw = b'^';
-    let mut hex = false;
-    if let [b'0', p, rest @ ..] = s {
-        if matches!(p.to_ascii_lowercase(), b'b' | b'o' | b'x') {
-            saw = b'0';
-            hex = p.eq_ignore_ascii_case(&b'x');
-            s = rest;
-        }
-    }
-    for &c in s {
-        if c.is_ascii_digit() || hex && c.is_ascii_hexdigit() {
-            saw = b'0';
-        } else if c == b'_' {
-            if saw != b'0' {
-                return false;
-            }
-            saw = b'_';
-        } else {
-            if saw == b'_' {
-                return false;
-            }
-            saw = b'!';
-        }
-    }
-    saw != b'_'
-}
-
 /// One directory entry: its name as text (each run of invalid UTF-8 as U+FFFD), its path
 /// (the real name) and its type, without following a symlink.
 pub struct DirItem {
@@ -366,9 +270,239 @@ pub fn read_dir_sorted(dir: &Path) -> std::io::Result<Vec<DirItem>> {
         .collect())
 }
 
+/// Go's `strconv.ParseUint(s, base, bits)`: no sign; base 0 reads a `0x`/`0o`/`0b`/`0`
+/// prefix and allows `_` between digits. procfs parses many kernel fields this way, so a value
+/// node_exporter accepts (`0x1003` in sysfs `flags`) is accepted here too, and only those.
+pub fn go_parse_uint(s: &str, base: u32, bits: u32) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return None;
+    }
+    let base0 = base == 0;
+    let (base, digits) = if base0 {
+        match b {
+            [b'0', p, _, ..] if p.eq_ignore_ascii_case(&b'x') => (16, &b[2..]),
+            [b'0', p, _, ..] if p.eq_ignore_ascii_case(&b'o') => (8, &b[2..]),
+            [b'0', p, _, ..] if p.eq_ignore_ascii_case(&b'b') => (2, &b[2..]),
+            [b'0', ..] => (8, &b[1..]),
+            _ => (10, b),
+        }
+    } else {
+        (base, b)
+    };
+    let mut n: u64 = 0;
+    let max = if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
+    let mut underscores = false;
+    for &c in digits {
+        let d = match c {
+            b'_' if base0 => {
+                underscores = true;
+                continue;
+            }
+            b'0'..=b'9' => u32::from(c - b'0'),
+            b'a'..=b'z' => u32::from(c - b'a') + 10,
+            b'A'..=b'Z' => u32::from(c - b'A') + 10,
+            _ => return None,
+        };
+        if d >= base {
+            return None;
+        }
+        n = n.checked_mul(u64::from(base))?.checked_add(u64::from(d))?;
+        if n > max {
+            return None;
+        }
+    }
+    if underscores && !base_zero_underscores_ok(b) {
+        return None;
+    }
+    Some(n)
+}
+
+/// Go's underscoreOK: `_` only between digits (or after a base prefix).
+fn base_zero_underscores_ok(s: &[u8]) -> bool {
+    let s = match s.first() {
+        Some(b'+' | b'-') => &s[1..],
+        _ => s,
+    };
+    let mut saw = b'^';
+    let mut i = 0;
+    let mut hex = false;
+    if s.len() >= 2 && s[0] == b'0' && matches!(s[1].to_ascii_lowercase(), b'b' | b'o' | b'x') {
+        i = 2;
+        saw = b'0';
+        hex = s[1].eq_ignore_ascii_case(&b'x');
+    }
+    while i < s.len() {
+        let c = s[i];
+        i += 1;
+        if c.is_ascii_digit() || (hex && c.is_ascii_hexdigit()) {
+            saw = b'0';
+            continue;
+        }
+        if c == b'_' {
+            if saw != b'0' {
+                return false;
+            }
+            saw = b'_';
+            continue;
+        }
+        if saw == b'_' {
+            return false;
+        }
+        saw = b'!';
+    }
+    saw != b'_'
+}
+
+/// Go's `strconv.ParseInt(s, base, 64)`: an optional sign, then as [`go_parse_uint`].
+pub fn go_parse_int(s: &str, base: u32) -> Option<i64> {
+    let (neg, rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let n = go_parse_uint(rest, base, 64)?;
+    if neg {
+        if n > 1u64 << 63 {
+            return None;
+        }
+        Some((n as i64).wrapping_neg())
+    } else {
+        i64::try_from(n).ok()
+    }
+}
+
+/// Whether Go's `net.ParseMAC` accepts `s` (6, 8 or 20 bytes; `:`, `-` or `.` separated).
+pub fn go_valid_mac(s: &str) -> bool {
+    let b = s.as_bytes();
+    let hex2 = |x: &[u8]| x.len() >= 2 && x[0].is_ascii_hexdigit() && x[1].is_ascii_hexdigit();
+    if b.len() < 14 {
+        return false;
+    }
+    if b[2] == b':' || b[2] == b'-' {
+        if (b.len() + 1) % 3 != 0 {
+            return false;
+        }
+        let n = (b.len() + 1) / 3;
+        if !matches!(n, 6 | 8 | 20) {
+            return false;
+        }
+        (0..n).all(|i| {
+            let x = &b[i * 3..];
+            hex2(x) && (x.len() <= 2 || x[2] == b[2])
+        })
+    } else if b[4] == b'.' {
+        if (b.len() + 1) % 5 != 0 {
+            return false;
+        }
+        let n = 2 * (b.len() + 1) / 5;
+        if !matches!(n, 6 | 8 | 20) {
+            return false;
+        }
+        (0..n / 2).all(|i| {
+            let x = &b[i * 5..];
+            hex2(x) && hex2(&x[2..]) && (x.len() <= 4 || x[4] == b'.')
+        })
+    } else {
+        false
+    }
+}
+
+/// Go's `hex.DecodeString`.
+pub fn go_hex_decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    if b.len() % 2 != 0 {
+        return None;
+    }
+    let nib = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    b.chunks(2)
+        .map(|p| Some(nib(p[0])? << 4 | nib(p[1])?))
+        .collect()
+}
+
+/// An IP address as Go's `net.IP.String()` writes it (IPv4-mapped IPv6 in dotted form).
+pub fn go_ip_string(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        v4 => v4.to_string(),
+    }
+}
+
+/// node_exporter's deviceFilter: `--collector.X.device-exclude` / `-include`, both optional.
+#[derive(Debug, Default)]
+pub struct DeviceFilter {
+    pub exclude: Option<regex::Regex>,
+    pub include: Option<regex::Regex>,
+}
+
+impl DeviceFilter {
+    /// Builds the filter from the flags (`name` is the collector's, for the error).
+    pub fn new(
+        exclude: &Option<String>,
+        include: &Option<String>,
+        name: &str,
+    ) -> anyhow::Result<DeviceFilter> {
+        Ok(DeviceFilter {
+            exclude: optional_regex(exclude, &format!("collector.{name}.device-exclude"))?,
+            include: optional_regex(include, &format!("collector.{name}.device-include"))?,
+        })
+    }
+
+    pub fn ignored(&self, dev: &str) -> bool {
+        self.exclude.as_ref().is_some_and(|r| r.is_match(dev))
+            || self.include.as_ref().is_some_and(|r| !r.is_match(dev))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_number_and_address_syntax() {
+        assert_eq!(go_parse_uint("0x1003", 0, 64), Some(0x1003));
+        assert_eq!(go_parse_uint("017", 0, 64), Some(15));
+        assert_eq!(go_parse_uint("0", 0, 64), Some(0));
+        assert_eq!(go_parse_uint("0b101", 0, 8), Some(5));
+        assert_eq!(go_parse_uint("1_000", 0, 64), Some(1000));
+        assert_eq!(go_parse_uint("0x_1f", 0, 64), Some(31));
+        for bad in [
+            "", "+1", "-1", "0x", "1__0", "_1", "1_", "08", "0x1g", "256",
+        ] {
+            assert_eq!(go_parse_uint(bad, 0, 8), None, "{bad}");
+        }
+        assert_eq!(go_parse_uint("1_0", 10, 64), None);
+        assert_eq!(go_parse_uint("ff", 16, 64), Some(255));
+        assert_eq!(go_parse_uint("18446744073709551616", 10, 64), None);
+        assert_eq!(go_parse_int("-1", 0), Some(-1));
+        assert_eq!(go_parse_int("+0x10", 0), Some(16));
+        assert_eq!(go_parse_int("-9223372036854775808", 10), Some(i64::MIN));
+        assert_eq!(go_parse_int("9223372036854775808", 10), None);
+        assert_eq!(go_parse_int("1.5", 0), None);
+        assert!(go_valid_mac("00:00:00:00:00:00"));
+        assert!(go_valid_mac("aa-BB-cc-00-11-22"));
+        assert!(go_valid_mac("0000.5e00.5301"));
+        assert!(go_valid_mac("02:00:5e:10:00:00:00:01"));
+        for bad in [
+            "00:00:00:00:00",
+            "00:00:00:00:00:0g",
+            "00:00-00:00:00:00",
+            "0000.5e00-5301",
+            "x",
+        ] {
+            assert!(!go_valid_mac(bad), "{bad}");
+        }
+        assert_eq!(go_hex_decode("0A00ff"), Some(vec![10, 0, 255]));
+        assert_eq!(go_hex_decode("0A0"), None);
+        assert_eq!(go_hex_decode("zz"), None);
+    }
 
     #[test]
     fn field_answers_hold_whatever_the_order() {
@@ -405,35 +539,35 @@ mod tests {
 
     #[test]
     fn go_number_rules() {
-        assert_eq!(parse_go_uint("0x1f"), Some(31));
-        assert_eq!(parse_go_uint("0X1F"), Some(31));
-        assert_eq!(parse_go_uint("017"), Some(15));
-        assert_eq!(parse_go_uint("0"), Some(0));
-        assert_eq!(parse_go_uint("0b101"), Some(5));
-        assert_eq!(parse_go_uint("0o17"), Some(15));
-        assert_eq!(parse_go_uint("0x"), None);
-        assert_eq!(parse_go_uint("08"), None);
-        assert_eq!(parse_go_uint("1_000"), Some(1000));
-        assert_eq!(parse_go_uint("0x_1f"), Some(31));
-        assert_eq!(parse_go_uint("1__0"), None);
-        assert_eq!(parse_go_uint("_1"), None);
-        assert_eq!(parse_go_uint("1_"), None);
-        assert_eq!(parse_go_uint("0xffffffffffffffff"), Some(u64::MAX));
-        assert_eq!(parse_go_uint("18446744073709551616"), None);
-        assert_eq!(parse_go_uint("+1"), None);
-        assert_eq!(parse_go_uint(" 1"), None);
-        assert_eq!(parse_go_uint(""), None);
-        assert_eq!(parse_go_int("-0x10"), Some(-16));
-        assert_eq!(parse_go_int("+42"), Some(42));
-        assert_eq!(parse_go_int("-9223372036854775808"), Some(i64::MIN));
-        assert_eq!(parse_go_int("9223372036854775807"), Some(i64::MAX));
-        assert_eq!(parse_go_int("9223372036854775808"), None);
-        assert_eq!(parse_go_int("+-1"), None);
-        assert_eq!(parse_go_int("-"), None);
-        assert_eq!(parse_go_int("1.5"), None);
-        assert_eq!(parse_uint10("+1"), None);
-        assert_eq!(parse_uint10("007"), Some(7));
-        assert_eq!(parse_uint10("0x1"), None);
+        assert_eq!(go_parse_uint("0x1f", 0, 64), Some(31));
+        assert_eq!(go_parse_uint("0X1F", 0, 64), Some(31));
+        assert_eq!(go_parse_uint("017", 0, 64), Some(15));
+        assert_eq!(go_parse_uint("0", 0, 64), Some(0));
+        assert_eq!(go_parse_uint("0b101", 0, 64), Some(5));
+        assert_eq!(go_parse_uint("0o17", 0, 64), Some(15));
+        assert_eq!(go_parse_uint("0x", 0, 64), None);
+        assert_eq!(go_parse_uint("08", 0, 64), None);
+        assert_eq!(go_parse_uint("1_000", 0, 64), Some(1000));
+        assert_eq!(go_parse_uint("0x_1f", 0, 64), Some(31));
+        assert_eq!(go_parse_uint("1__0", 0, 64), None);
+        assert_eq!(go_parse_uint("_1", 0, 64), None);
+        assert_eq!(go_parse_uint("1_", 0, 64), None);
+        assert_eq!(go_parse_uint("0xffffffffffffffff", 0, 64), Some(u64::MAX));
+        assert_eq!(go_parse_uint("18446744073709551616", 0, 64), None);
+        assert_eq!(go_parse_uint("+1", 0, 64), None);
+        assert_eq!(go_parse_uint(" 1", 0, 64), None);
+        assert_eq!(go_parse_uint("", 0, 64), None);
+        assert_eq!(go_parse_int("-0x10", 0), Some(-16));
+        assert_eq!(go_parse_int("+42", 0), Some(42));
+        assert_eq!(go_parse_int("-9223372036854775808", 0), Some(i64::MIN));
+        assert_eq!(go_parse_int("9223372036854775807", 0), Some(i64::MAX));
+        assert_eq!(go_parse_int("9223372036854775808", 0), None);
+        assert_eq!(go_parse_int("+-1", 0), None);
+        assert_eq!(go_parse_int("-", 0), None);
+        assert_eq!(go_parse_int("1.5", 0), None);
+        assert_eq!(go_parse_uint("+1", 10, 64), None);
+        assert_eq!(go_parse_uint("007", 10, 64), Some(7));
+        assert_eq!(go_parse_uint("0x1", 10, 64), None);
     }
 
     #[test]

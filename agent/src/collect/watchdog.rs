@@ -71,7 +71,7 @@ pub struct Watchdog {
 
 /// A numeric watchdog attribute (Go's base-0 integer syntax).
 pub fn parse_value(text: &str) -> anyhow::Result<i64> {
-    util::parse_go_int(text).with_context(|| format!("not an integer: {text:?}"))
+    util::go_parse_int(text, 0).with_context(|| format!("not an integer: {text:?}"))
 }
 
 fn attr(path: &Path) -> anyhow::Result<Option<String>> {
