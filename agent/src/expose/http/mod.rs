@@ -3,10 +3,10 @@
 //! (503 past it), plus a small landing page. Open connections are capped
 //! (`--web.max-connections`): at the cap the connection idle longest is dropped to make room.
 //!
-//! - [`route`]: one request, from authentication to the encoded scrape;
-//! - [`conn`]: the open connections, their cap and eviction;
-//! - [`listen`]: addresses, binding, the open-files limit;
-//! - [`serve`]: the accept loop and shutdown.
+//! - `route`: one request, from authentication to the encoded scrape;
+//! - `conn`: the open connections, their cap and eviction;
+//! - `listen`: addresses, binding, the open-files limit;
+//! - `serve`: the accept loop and shutdown.
 
 mod conn;
 mod listen;
