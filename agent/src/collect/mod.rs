@@ -8,8 +8,11 @@ pub mod sample;
 mod conntrack;
 mod cpu;
 mod cpufreq;
+mod diskstats;
+mod entropy;
 mod ethtool;
 mod filefd;
+mod filesystem;
 mod gpu;
 mod hwmon;
 mod listen_queue;
@@ -17,13 +20,17 @@ mod loadavg;
 mod meminfo;
 mod netdev;
 mod netstat;
+mod os;
 mod pressure;
+mod schedstat;
+mod selinux;
 mod sockstat;
 mod softnet;
 mod stat;
 mod textfile;
 mod thermal_zone;
 mod time;
+mod timex;
 mod uname;
 mod util;
 mod vmstat;
@@ -64,6 +71,16 @@ pub const ALL: &[Entry] = &[
         build: cpufreq::build,
     },
     Entry {
+        name: "diskstats",
+        default_enabled: true,
+        build: diskstats::build,
+    },
+    Entry {
+        name: "entropy",
+        default_enabled: true,
+        build: entropy::build,
+    },
+    Entry {
         name: "ethtool",
         default_enabled: false,
         build: ethtool::build,
@@ -72,6 +89,11 @@ pub const ALL: &[Entry] = &[
         name: "filefd",
         default_enabled: true,
         build: filefd::build,
+    },
+    Entry {
+        name: "filesystem",
+        default_enabled: true,
+        build: filesystem::build,
     },
     Entry {
         name: "gpu",
@@ -109,9 +131,24 @@ pub const ALL: &[Entry] = &[
         build: netstat::build,
     },
     Entry {
+        name: "os",
+        default_enabled: true,
+        build: os::build,
+    },
+    Entry {
         name: "pressure",
         default_enabled: true,
         build: pressure::build,
+    },
+    Entry {
+        name: "schedstat",
+        default_enabled: true,
+        build: schedstat::build,
+    },
+    Entry {
+        name: "selinux",
+        default_enabled: true,
+        build: selinux::build,
     },
     Entry {
         name: "sockstat",
@@ -142,6 +179,11 @@ pub const ALL: &[Entry] = &[
         name: "time",
         default_enabled: true,
         build: time::build,
+    },
+    Entry {
+        name: "timex",
+        default_enabled: true,
+        build: timex::build,
     },
     Entry {
         name: "uname",

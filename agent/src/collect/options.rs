@@ -25,6 +25,9 @@ pub struct Options {
     /// rootfs mountpoint.
     #[arg(long = "path.rootfs", default_value = "/")]
     pub rootfs: PathBuf,
+    /// udev data path.
+    #[arg(long = "path.udev.data", default_value = "/run/udev/data")]
+    pub udev_data: PathBuf,
     /// Disable every collector not enabled explicitly with --collector.NAME.
     #[arg(long = "collector.disable-defaults")]
     pub disable_defaults: bool,
@@ -32,6 +35,10 @@ pub struct Options {
     pub toggles: Toggles,
     #[command(flatten)]
     pub foreign: Foreign,
+    #[command(flatten)]
+    pub diskstats: super::diskstats::Flags,
+    #[command(flatten)]
+    pub filesystem: super::filesystem::Flags,
     /// Export softirq counters per vector (stat collector).
     #[arg(long = "collector.stat.softirq")]
     pub stat_softirq: bool,
@@ -178,14 +185,11 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
     "buddyinfo",
     "cgroups",
     "cpu_vulnerabilities",
-    "diskstats",
     "dmi",
     "drbd",
     "drm",
     "edac",
-    "entropy",
     "fibrechannel",
-    "filesystem",
     "infiniband",
     "interrupts",
     "ipvs",
@@ -202,7 +206,6 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
     "nfsd",
     "ntp",
     "nvme",
-    "os",
     "pcidevice",
     "perf",
     "powersupplyclass",
@@ -210,8 +213,6 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
     "qdisc",
     "rapl",
     "runit",
-    "schedstat",
-    "selinux",
     "slabinfo",
     "softirqs",
     "supervisord",
@@ -220,7 +221,6 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
     "systemd",
     "tapestats",
     "tcpstat",
-    "timex",
     "udp_queues",
     "watchdog",
     "wifi",
@@ -234,19 +234,11 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
 /// unimplemented collectors that its own end-to-end test and common unit files pass, and
 /// Go-runtime/logging settings that have no meaning here.
 const FOREIGN_VALUE_FLAGS: &[&str] = &[
-    "path.udev.data",
     "runtime.gomaxprocs",
     "log.level",
     "log.format",
     "collector.arp.device-exclude",
     "collector.arp.device-include",
-    "collector.diskstats.device-exclude",
-    "collector.diskstats.device-include",
-    "collector.filesystem.fs-types-exclude",
-    "collector.filesystem.fs-types-include",
-    "collector.filesystem.mount-points-exclude",
-    "collector.filesystem.mount-points-include",
-    "collector.filesystem.mount-timeout",
     "collector.netclass.ignored-devices",
     "collector.qdisc.fixtures",
     "collector.sysctl.include",
@@ -434,7 +426,9 @@ mod tests {
         .unwrap();
         assert!(o.stat_softirq);
         let w = o.warnings();
-        assert_eq!(w.len(), 11, "{w:#?}");
+        // --path.udev.data is nodetune's own now (diskstats).
+        assert_eq!(w.len(), 10, "{w:#?}");
+        assert_eq!(o.udev_data, PathBuf::from("collector/fixtures/udev/data"));
         assert!(w[0].starts_with("--collector.arp: not implemented"));
         assert!(w
             .iter()

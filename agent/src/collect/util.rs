@@ -47,6 +47,73 @@ pub fn read_num(path: &Path) -> Option<f64> {
     read_attr(path).ok()?.parse::<f64>().ok()
 }
 
+/// Reads a whole file as bytes (for sources that may hold bytes that are not UTF-8, such as
+/// mount points or udev properties), with the same buffer sizing as [`read_text`].
+pub fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = Vec::new();
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize((buf.len() * 2).max(8192), 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// Bytes as text with each run of invalid UTF-8 replaced by one U+FFFD, as Go's
+/// `strings.ToValidUTF8(s, "\uFFFD")` does (Rust's lossy conversion writes one per bad
+/// sequence, which would change label values).
+pub fn to_valid_utf8(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut s = String::with_capacity(bytes.len() + 2);
+    let mut last_bad = false;
+    for chunk in bytes.utf8_chunks() {
+        if !chunk.valid().is_empty() {
+            s.push_str(chunk.valid());
+            last_bad = false;
+        }
+        if !chunk.invalid().is_empty() && !last_bad {
+            s.push('\u{FFFD}');
+            last_bad = true;
+        }
+    }
+    std::borrow::Cow::Owned(s)
+}
+
+/// The lines of `text` as Go's `bufio.Scanner` gives them: split at '\n', one trailing '\r'
+/// dropped from each, no empty line after a final newline (nor for an empty text).
+pub fn scan_lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = text.strip_suffix(b"\n").unwrap_or(text);
+    body.split(|b| *b == b'\n')
+        .take(usize::from(!text.is_empty()) * usize::MAX)
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+}
+
+/// node_exporter's deviceFilter: a name is ignored when it matches `exclude`, or, with an
+/// `include`, when it does not match that.
+#[derive(Default)]
+pub struct DeviceFilter {
+    pub include: Option<regex::Regex>,
+    pub exclude: Option<regex::Regex>,
+}
+
+impl DeviceFilter {
+    pub fn ignored(&self, name: &str) -> bool {
+        self.exclude.as_ref().is_some_and(|r| r.is_match(name))
+            || self.include.as_ref().is_some_and(|r| !r.is_match(name))
+    }
+}
+
 /// A regex flag that may be unset: an empty value means "no filter", as with node_exporter's
 /// string flags. `flag` is the flag's name without the dashes, for the error.
 pub fn optional_regex(value: &Option<String>, flag: &str) -> anyhow::Result<Option<regex::Regex>> {
