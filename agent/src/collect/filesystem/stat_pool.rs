@@ -19,8 +19,8 @@
 //!   node_exporter does. A stuck mount therefore holds one thread however many scrapes come
 //!   (two at most if the endpoint's and the alert rules' scrapes reached it at the same time).
 //! - When the abandoned statfs finally returns, its thread clears the stuck mark (the next
-//!   scrape asks the mount again) and exits, unless the pool is short of threads, in which
-//!   case it rejoins.
+//!   scrape asks the mount again) and exits, unless no other thread is there to take work, in
+//!   which case it rejoins: the pool is back to the threads it had before the mount hung.
 //! - Threads that are not needed leave: a thread started beyond `stat-workers` exits once there
 //!   is no work. On a healthy host the pool holds between one and `stat-workers` threads and
 //!   starts none at steady state.
@@ -339,7 +339,7 @@ impl Pool {
     }
 
     /// Records a statfs answer. Returns false when this thread should exit (it had been
-    /// abandoned, and the pool has enough threads without it).
+    /// abandoned, and another thread is available).
     fn finish(&self, st: &mut State, me: u64, answer: Answer) -> bool {
         let Some(w) = st.workers.iter_mut().find(|w| w.id == me) else {
             return false;
@@ -351,7 +351,7 @@ impl Pool {
             // The mount answered at last: ask it again from the next scrape on.
             w.abandoned = false;
             st.stuck.remove(&job.path);
-            if available_except(st, me) >= self.target {
+            if available_except(st, me) >= 1 {
                 st.workers.retain(|w| w.id != me);
                 return false;
             }
