@@ -46,6 +46,15 @@ const FILES: &[&str] = &[
     "sys/devices/system/cpu/cpu0/thermal_throttle/core_throttle_count",
     "sys/devices/system/cpu/cpu0/topology/core_id",
     "proc/sys/kernel/osrelease",
+    "proc/1/mountinfo",
+    "proc/diskstats",
+    "udev/b8:0",
+    "sys/block/sda/queue/rotational",
+    "etc/os-release",
+    "usr/lib/os-release",
+    "proc/sys/kernel/random/entropy_avail",
+    "proc/sys/kernel/random/poolsize",
+    "proc/schedstat",
 ];
 
 /// Collectors that read only the tree (not netlink, ioctls or the clock).
@@ -53,13 +62,18 @@ const COLLECTORS: &[&str] = &[
     "conntrack",
     "cpu",
     "cpufreq",
+    "diskstats",
+    "entropy",
     "filefd",
+    "filesystem",
     "hwmon",
     "loadavg",
     "meminfo",
     "netdev",
     "netstat",
+    "os",
     "pressure",
+    "schedstat",
     "sockstat",
     "softnet",
     "stat",
@@ -91,6 +105,7 @@ fn tree() -> &'static Tree {
             format!("--path.procfs={}", root.join("proc").display()),
             format!("--path.sysfs={}", root.join("sys").display()),
             format!("--path.rootfs={}", root.display()),
+            format!("--path.udev.data={}", root.join("udev").display()),
             format!(
                 "--collector.textfile.directory={}",
                 root.join("textfile").display()
