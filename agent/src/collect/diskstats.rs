@@ -373,16 +373,17 @@ fn render(disks: &[(&Disk, &Udev, bool)], out: &mut Vec<Family>) {
             .find(|s| !s.is_empty())
             .unwrap_or("");
         info.push(
+            // In label-name order: the encoder's sort then finds them sorted.
             &[
                 ("device", dev),
                 ("major", &d.major.to_string()),
                 ("minor", &d.minor.to_string()),
-                ("path", u.get(PATH)),
-                ("wwn", u.get(WWN)),
                 ("model", u.get(MODEL)),
-                ("serial", serial),
+                ("path", u.get(PATH)),
                 ("revision", u.get(REVISION)),
                 ("rotational", if *rotational { "1" } else { "0" }),
+                ("serial", serial),
+                ("wwn", u.get(WWN)),
             ],
             1.0,
         );
@@ -405,11 +406,11 @@ fn render(disks: &[(&Disk, &Udev, bool)], out: &mut Vec<Family>) {
             dm.push(
                 &[
                     ("device", dev),
+                    ("lv_layer", u.get(DM_NAME + 4)),
+                    ("lv_name", u.get(DM_NAME + 3)),
                     ("name", u.get(DM_NAME)),
                     ("uuid", u.get(DM_NAME + 1)),
                     ("vg_name", u.get(DM_NAME + 2)),
-                    ("lv_name", u.get(DM_NAME + 3)),
-                    ("lv_layer", u.get(DM_NAME + 4)),
                 ],
                 1.0,
             );
@@ -674,7 +675,8 @@ mod tests {
         let mut v = Vec::new();
         for f in out {
             for s in f.samples {
-                let l: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let mut l: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                l.sort();
                 v.push(format!("{} {} {}", f.name, l.join(","), s.value));
             }
         }
@@ -688,15 +690,15 @@ mod tests {
         let c = build(&opts).unwrap();
         let got = series(&*c);
         let has = |s: &str| assert!(got.iter().any(|g| g == s), "{s}\n{got:#?}");
-        has("node_disk_info device=sda,major=8,minor=0,path=,wwn=,model=,serial=short,revision=,rotational=1 1");
-        has("node_disk_info device=sdc,major=8,minor=32,path=,wwn=,model=,serial=,revision=,rotational=0 1");
+        has("node_disk_info device=sda,major=8,minor=0,model=,path=,revision=,rotational=1,serial=short,wwn= 1");
+        has("node_disk_info device=sdc,major=8,minor=32,model=,path=,revision=,rotational=0,serial=,wwn= 1");
         has("node_disk_read_bytes_total device=sda 513713216512");
         has("node_disk_read_time_seconds_total device=sda 18492.372");
         has("node_disk_io_now device=sda 0");
         has("node_disk_discarded_sectors_total device=sdb 1925173784");
         has("node_disk_flush_requests_total device=sdc 1555");
         has("node_disk_filesystem_info device=sda,type=ext4,usage=,uuid=u-1,version= 1");
-        has("node_disk_device_mapper_info device=dm-0,name=vg-root,uuid=LVM-x,vg_name=,lv_name=root,lv_layer= 1");
+        has("node_disk_device_mapper_info device=dm-0,lv_layer=,lv_name=root,name=vg-root,uuid=LVM-x,vg_name= 1");
         has("node_disk_ata_write_cache device=sda 1");
         // Not a number: skipped. Absent: skipped.
         assert!(!got
@@ -721,11 +723,11 @@ mod tests {
         std::fs::rename(root.join("udev/new"), root.join("udev/b8:0")).unwrap();
         std::fs::write(root.join("sys/block/sda/queue/rotational"), "0\n").unwrap();
         let got = series(&*c);
-        assert!(got.contains(&"node_disk_info device=sda,major=8,minor=0,path=,wwn=,model=M2,serial=,revision=,rotational=0 1".to_string()), "{got:#?}");
+        assert!(got.contains(&"node_disk_info device=sda,major=8,minor=0,model=M2,path=,revision=,rotational=0,serial=,wwn= 1".to_string()), "{got:#?}");
         // The udev entry removed: empty labels.
         std::fs::remove_file(root.join("udev/b8:0")).unwrap();
         let got = series(&*c);
-        assert!(got.contains(&"node_disk_info device=sda,major=8,minor=0,path=,wwn=,model=,serial=,revision=,rotational=0 1".to_string()));
+        assert!(got.contains(&"node_disk_info device=sda,major=8,minor=0,model=,path=,revision=,rotational=0,serial=,wwn= 1".to_string()));
         // diskstats garbled: the collector fails; gone: fails too.
         std::fs::write(root.join("proc/diskstats"), "8 0 sda 1 x\n").unwrap();
         assert!(c.collect(&mut Vec::new()).is_err());
@@ -748,7 +750,7 @@ mod tests {
         };
         let c = build(&flags(&[])).unwrap();
         let got = series(&*c);
-        assert!(got.contains(&"node_disk_info device=sda,major=8,minor=0,path=,wwn=,model=,serial=,revision=,rotational=1 1".to_string()));
+        assert!(got.contains(&"node_disk_info device=sda,major=8,minor=0,model=,path=,revision=,rotational=1,serial=,wwn= 1".to_string()));
         assert!(!got.iter().any(|g| g.starts_with("node_disk_ata")));
         // An include replaces the default exclude.
         let c = build(&flags(&["--collector.diskstats.device-include=^sda1$"])).unwrap();

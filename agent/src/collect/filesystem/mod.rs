@@ -386,11 +386,12 @@ fn render(mounts: &[&Mount], answers: &[Answer], out: &mut Vec<Family>) {
         )) {
             continue;
         }
+        // In label-name order: the encoder's sort then finds them sorted.
         let labels = [
             ("device", m.device.as_str()),
-            ("mountpoint", m.mount_point.as_str()),
-            ("fstype", m.fs_type.as_str()),
             ("device_error", &err),
+            ("fstype", m.fs_type.as_str()),
+            ("mountpoint", m.mount_point.as_str()),
         ];
         // A stuck mount's read-only flag is not looked at (node_exporter reports 0).
         let ro = matches!(a, Answer::Usage(_) | Answer::Error(_)) && m.ro;
@@ -621,7 +622,8 @@ mod tests {
         let mut v = Vec::new();
         for f in fams {
             for s in &f.samples {
-                let l: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let mut l: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                l.sort();
                 v.push(format!("{} {} {}", f.name, l.join(","), s.value));
             }
         }
@@ -644,19 +646,19 @@ mod tests {
         render(&mounts, &answers, &mut out);
         let got = series(&out);
         let want = [
-            "node_filesystem_avail_bytes device=/dev/nvme0n1p2,mountpoint=/,fstype=ext4,device_error= 20480",
-            "node_filesystem_device_error device=/dev/nvme0n1p1,mountpoint=/boot/efi,fstype=vfat,device_error=permission denied 1",
-            "node_filesystem_device_error device=/dev/nvme0n1p2,mountpoint=/,fstype=ext4,device_error= 0",
-            "node_filesystem_device_error device=tmpfs,mountpoint=/run,fstype=tmpfs,device_error=mountpoint timeout 1",
-            "node_filesystem_files device=/dev/nvme0n1p2,mountpoint=/,fstype=ext4,device_error= 1000",
-            "node_filesystem_files_free device=/dev/nvme0n1p2,mountpoint=/,fstype=ext4,device_error= 900",
-            "node_filesystem_free_bytes device=/dev/nvme0n1p2,mountpoint=/,fstype=ext4,device_error= 40960",
+            "node_filesystem_avail_bytes device=/dev/nvme0n1p2,device_error=,fstype=ext4,mountpoint=/ 20480",
+            "node_filesystem_device_error device=/dev/nvme0n1p1,device_error=permission denied,fstype=vfat,mountpoint=/boot/efi 1",
+            "node_filesystem_device_error device=/dev/nvme0n1p2,device_error=,fstype=ext4,mountpoint=/ 0",
+            "node_filesystem_device_error device=tmpfs,device_error=mountpoint timeout,fstype=tmpfs,mountpoint=/run 1",
+            "node_filesystem_files device=/dev/nvme0n1p2,device_error=,fstype=ext4,mountpoint=/ 1000",
+            "node_filesystem_files_free device=/dev/nvme0n1p2,device_error=,fstype=ext4,mountpoint=/ 900",
+            "node_filesystem_free_bytes device=/dev/nvme0n1p2,device_error=,fstype=ext4,mountpoint=/ 40960",
             "node_filesystem_mount_info device=/dev/nvme0n1p2,major=259,minor=2,mountpoint=/ 1",
-            "node_filesystem_purgeable_bytes device=/dev/nvme0n1p2,mountpoint=/,fstype=ext4,device_error= 0",
-            "node_filesystem_readonly device=/dev/nvme0n1p1,mountpoint=/boot/efi,fstype=vfat,device_error=permission denied 1",
-            "node_filesystem_readonly device=/dev/nvme0n1p2,mountpoint=/,fstype=ext4,device_error= 0",
-            "node_filesystem_readonly device=tmpfs,mountpoint=/run,fstype=tmpfs,device_error=mountpoint timeout 0",
-            "node_filesystem_size_bytes device=/dev/nvme0n1p2,mountpoint=/,fstype=ext4,device_error= 409600",
+            "node_filesystem_purgeable_bytes device=/dev/nvme0n1p2,device_error=,fstype=ext4,mountpoint=/ 0",
+            "node_filesystem_readonly device=/dev/nvme0n1p1,device_error=permission denied,fstype=vfat,mountpoint=/boot/efi 1",
+            "node_filesystem_readonly device=/dev/nvme0n1p2,device_error=,fstype=ext4,mountpoint=/ 0",
+            "node_filesystem_readonly device=tmpfs,device_error=mountpoint timeout,fstype=tmpfs,mountpoint=/run 0",
+            "node_filesystem_size_bytes device=/dev/nvme0n1p2,device_error=,fstype=ext4,mountpoint=/ 409600",
         ];
         assert_eq!(got, want);
     }
@@ -747,14 +749,14 @@ mod tests {
         c.collect(&mut out).unwrap();
         let got = series(&out);
         let err = |mp: &str, e: &str, v: u8| {
-            format!("node_filesystem_device_error device=/dev/{mp},mountpoint={r}/{},fstype=ext4,device_error={e} {v}",
+            format!("node_filesystem_device_error device=/dev/{mp},device_error={e},fstype=ext4,mountpoint={r}/{} {v}",
                 match mp { "a" => "a dir", "b" => "b", _ => "gone" })
         };
         assert!(got.contains(&err("a", "", 0)), "{got:#?}");
         assert!(got.contains(&err("b", "", 0)));
         assert!(got.contains(&err("c", "no such file or directory", 1)));
         assert!(got.contains(&format!(
-            "node_filesystem_readonly device=/dev/b,mountpoint={r}/b,fstype=ext4,device_error= 1"
+            "node_filesystem_readonly device=/dev/b,device_error=,fstype=ext4,mountpoint={r}/b 1"
         )));
         assert!(!got.iter().any(|s| s.contains("fstype=proc")));
         assert!(!got
