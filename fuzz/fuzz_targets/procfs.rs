@@ -110,6 +110,15 @@ const FILES: &[&str] = &[
     "sys/class/infiniband/mlx4_0/ports/1/rate",
     "sys/class/infiniband/mlx4_0/ports/1/counters/port_rcv_data",
     "sys/class/infiniband/mlx4_0/ports/1/hw_counters/lifespan",
+    "proc/1/mountinfo",
+    "proc/diskstats",
+    "udev/b8:0",
+    "sys/block/sda/queue/rotational",
+    "etc/os-release",
+    "usr/lib/os-release",
+    "proc/sys/kernel/random/entropy_avail",
+    "proc/sys/kernel/random/poolsize",
+    "proc/schedstat",
 ];
 
 /// Collectors that read only the tree (not netlink, ioctls or the clock): arp and netclass
@@ -123,7 +132,10 @@ const COLLECTORS: &[&str] = &[
     "dmi",
     "edac",
     "fibrechannel",
+    "diskstats",
+    "entropy",
     "filefd",
+    "filesystem",
     "hwmon",
     "infiniband",
     "ipvs",
@@ -139,6 +151,9 @@ const COLLECTORS: &[&str] = &[
     "nfsd",
     "pressure",
     "rapl",
+    "os",
+    "pressure",
+    "schedstat",
     "sockstat",
     "softnet",
     "stat",
@@ -173,6 +188,7 @@ fn tree() -> &'static Tree {
             format!("--path.procfs={}", root.join("proc").display()),
             format!("--path.sysfs={}", root.join("sys").display()),
             format!("--path.rootfs={}", root.display()),
+            format!("--path.udev.data={}", root.join("udev").display()),
             format!(
                 "--collector.textfile.directory={}",
                 root.join("textfile").display()

@@ -637,3 +637,86 @@ impl Drop for Alertmanager {
         let _ = self.child.wait();
     }
 }
+/// A private mount namespace for one test (`unshare --mount --propagation private`), held
+/// open by a `sleep` process; mounts made in it (with [`MountNs::command`]) are invisible to
+/// the host and to other tests, and go away with the namespace when its last process exits.
+/// The holder is killed on drop; processes started inside have their own guards.
+pub struct MountNs {
+    holder: std::process::Child,
+}
+
+impl MountNs {
+    /// True when a namespace can be made here: root with unshare and nsenter.
+    pub fn available() -> bool {
+        is_root() && have_tool("unshare") && have_tool("nsenter")
+    }
+
+    pub fn new() -> MountNs {
+        let holder = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sleep", "3600"])
+            .spawn()
+            .expect("unshare");
+        let ns = MountNs { holder };
+        // unshare execs sleep once the namespace exists: its mount namespace then differs.
+        let own = std::fs::read_link("/proc/self/ns/mnt").expect("own mount namespace");
+        let pid = ns.pid();
+        assert!(
+            wait_until(10, || std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
+                .is_ok_and(|n| n != own)),
+            "unshare did not make a mount namespace"
+        );
+        ns
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.holder.id()
+    }
+
+    /// The words that run a program inside: `nsenter -t PID -m` (it execs, so the program
+    /// keeps the pid it is started with).
+    pub fn prefix(&self) -> Vec<String> {
+        vec![
+            "nsenter".into(),
+            "-t".into(),
+            self.pid().to_string(),
+            "-m".into(),
+        ]
+    }
+
+    /// `program` to be run inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.args(["-t", &self.pid().to_string(), "-m", program]);
+        c
+    }
+
+    /// Runs a command inside and asserts it succeeded.
+    pub fn run(&self, program: &str, args: &[&str]) {
+        let r = run_cmd(self.command(program).args(args));
+        assert_eq!(r.code, 0, "{program} {args:?}: {}", r.stderr);
+    }
+}
+
+impl Default for MountNs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for MountNs {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// Threads of a process (`Threads:` of /proc/PID/status).
+pub fn threads(pid: u32) -> Option<usize> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))?
+        .trim()
+        .parse()
+        .ok()
+}

@@ -84,7 +84,8 @@ impl Tree {
         }
     }
 
-    /// `nodetune run` on this tree with the default collectors (time off: it always moves),
+    /// `nodetune run` on this tree with the default collectors (time and timex off: they read
+    /// the live clock, which moves),
     /// /proc/net/dev read from the tree, and a 1 s collector timeout.
     fn daemon(&self, host: &FakeHost, extra: &[&str]) -> (Daemon, String) {
         let mut args = vec![
@@ -99,6 +100,7 @@ impl Tree {
             ),
             "--collector.netdev.netlink=false".to_string(),
             "--no-collector.time".to_string(),
+            "--no-collector.timex".to_string(),
             "--collector.timeout=1s".to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));

@@ -11,11 +11,14 @@ mod bonding;
 pub mod conntrack;
 pub mod cpu;
 mod cpufreq;
+mod diskstats;
 mod dmi;
 mod edac;
+mod entropy;
 mod ethtool;
 mod fibrechannel;
 pub mod filefd;
+mod filesystem;
 pub mod gpu;
 pub mod hwmon;
 mod infiniband;
@@ -31,9 +34,12 @@ pub mod netstat;
 mod nfs;
 mod nfsd;
 mod nvme;
+mod os;
 mod powersupplyclass;
 mod pressure;
 mod rapl;
+mod schedstat;
+mod selinux;
 pub mod sockstat;
 pub mod softnet;
 mod stat;
@@ -41,6 +47,7 @@ mod tapestats;
 mod textfile;
 mod thermal_zone;
 mod time;
+mod timex;
 mod udp_queues;
 mod uname;
 mod util;
@@ -93,6 +100,11 @@ pub const ALL: &[Entry] = &[
         build: cpufreq::build,
     },
     Entry {
+        name: "diskstats",
+        default_enabled: true,
+        build: diskstats::build,
+    },
+    Entry {
         name: "dmi",
         default_enabled: true,
         build: dmi::build,
@@ -101,6 +113,11 @@ pub const ALL: &[Entry] = &[
         name: "edac",
         default_enabled: true,
         build: edac::build,
+    },
+    Entry {
+        name: "entropy",
+        default_enabled: true,
+        build: entropy::build,
     },
     Entry {
         name: "ethtool",
@@ -116,6 +133,11 @@ pub const ALL: &[Entry] = &[
         name: "filefd",
         default_enabled: true,
         build: filefd::build,
+    },
+    Entry {
+        name: "filesystem",
+        default_enabled: true,
+        build: filesystem::build,
     },
     Entry {
         name: "gpu",
@@ -188,6 +210,11 @@ pub const ALL: &[Entry] = &[
         build: nvme::build,
     },
     Entry {
+        name: "os",
+        default_enabled: true,
+        build: os::build,
+    },
+    Entry {
         name: "powersupplyclass",
         default_enabled: true,
         build: powersupplyclass::build,
@@ -201,6 +228,16 @@ pub const ALL: &[Entry] = &[
         name: "rapl",
         default_enabled: true,
         build: rapl::build,
+    },
+    Entry {
+        name: "schedstat",
+        default_enabled: true,
+        build: schedstat::build,
+    },
+    Entry {
+        name: "selinux",
+        default_enabled: true,
+        build: selinux::build,
     },
     Entry {
         name: "sockstat",
@@ -236,6 +273,11 @@ pub const ALL: &[Entry] = &[
         name: "time",
         default_enabled: true,
         build: time::build,
+    },
+    Entry {
+        name: "timex",
+        default_enabled: true,
+        build: timex::build,
     },
     Entry {
         name: "udp_queues",

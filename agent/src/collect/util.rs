@@ -53,6 +53,37 @@ pub fn read_num(path: &Path) -> Option<f64> {
     read_attr(path).ok()?.parse::<f64>().ok()
 }
 
+/// Bytes as text with each run of invalid UTF-8 replaced by one U+FFFD, as Go's
+/// `strings.ToValidUTF8(s, "\uFFFD")` does (Rust's lossy conversion writes one per bad
+/// sequence, which would change label values).
+pub fn to_valid_utf8(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut s = String::with_capacity(bytes.len() + 2);
+    let mut last_bad = false;
+    for chunk in bytes.utf8_chunks() {
+        if !chunk.valid().is_empty() {
+            s.push_str(chunk.valid());
+            last_bad = false;
+        }
+        if !chunk.invalid().is_empty() && !last_bad {
+            s.push('\u{FFFD}');
+            last_bad = true;
+        }
+    }
+    std::borrow::Cow::Owned(s)
+}
+
+/// The lines of `text` as Go's `bufio.Scanner` gives them: split at '\n', one trailing '\r'
+/// dropped from each, no empty line after a final newline (nor for an empty text).
+pub fn scan_lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = text.strip_suffix(b"\n").unwrap_or(text);
+    body.split(|b| *b == b'\n')
+        .take(usize::from(!text.is_empty()) * usize::MAX)
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+}
+
 /// A regex flag that may be unset: an empty value means "no filter", as with node_exporter's
 /// string flags. `flag` is the flag's name without the dashes, for the error.
 pub fn optional_regex(value: &Option<String>, flag: &str) -> anyhow::Result<Option<regex::Regex>> {
