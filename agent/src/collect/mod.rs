@@ -5,6 +5,8 @@
 pub mod options;
 pub mod sample;
 
+mod bcache;
+mod btrfs;
 mod conntrack;
 mod cpu;
 mod cpufreq;
@@ -27,6 +29,8 @@ mod time;
 mod uname;
 mod util;
 mod vmstat;
+mod xfs;
+mod zfs;
 
 pub use options::Options;
 pub use sample::{Family, MetricType, Sample, Text};
@@ -48,6 +52,16 @@ pub struct Entry {
 
 /// Every collector, sorted by name.
 pub const ALL: &[Entry] = &[
+    Entry {
+        name: "bcache",
+        default_enabled: true,
+        build: bcache::build,
+    },
+    Entry {
+        name: "btrfs",
+        default_enabled: true,
+        build: btrfs::build,
+    },
     Entry {
         name: "conntrack",
         default_enabled: true,
@@ -152,5 +166,15 @@ pub const ALL: &[Entry] = &[
         name: "vmstat",
         default_enabled: true,
         build: vmstat::build,
+    },
+    Entry {
+        name: "xfs",
+        default_enabled: true,
+        build: xfs::build,
+    },
+    Entry {
+        name: "zfs",
+        default_enabled: true,
+        build: zfs::build,
     },
 ];

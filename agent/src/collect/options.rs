@@ -32,6 +32,8 @@ pub struct Options {
     pub toggles: Toggles,
     #[command(flatten)]
     pub foreign: Foreign,
+    #[command(flatten)]
+    pub bcache: super::bcache::Flags,
     /// Export softirq counters per vector (stat collector).
     #[arg(long = "collector.stat.softirq")]
     pub stat_softirq: bool,
@@ -171,10 +173,8 @@ impl Args for Toggles {
 /// unit file keeps working; enabling one only logs a warning.
 pub const FOREIGN_COLLECTORS: &[&str] = &[
     "arp",
-    "bcache",
     "bcachefs",
     "bonding",
-    "btrfs",
     "buddyinfo",
     "cgroups",
     "cpu_vulnerabilities",
@@ -225,8 +225,6 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
     "watchdog",
     "wifi",
     "xfrm",
-    "xfs",
-    "zfs",
     "zoneinfo",
 ];
 
@@ -259,7 +257,6 @@ const FOREIGN_VALUE_FLAGS: &[&str] = &[
 /// Boolean node_exporter flags accepted and ignored (also as `--no-…`).
 const FOREIGN_BOOL_FLAGS: &[&str] = &[
     "collector.arp.netlink",
-    "collector.bcache.priorityStats",
     "collector.netclass.ignore-invalid-speed",
     "collector.netclass.netlink",
     "collector.systemd.enable-restarts-metrics",
@@ -433,8 +430,9 @@ mod tests {
         ])
         .unwrap();
         assert!(o.stat_softirq);
+        assert!(o.bcache.priority_stats);
         let w = o.warnings();
-        assert_eq!(w.len(), 11, "{w:#?}");
+        assert_eq!(w.len(), 10, "{w:#?}");
         assert!(w[0].starts_with("--collector.arp: not implemented"));
         assert!(w
             .iter()

@@ -47,6 +47,35 @@ pub fn read_num(path: &Path) -> Option<f64> {
     read_attr(path).ok()?.parse::<f64>().ok()
 }
 
+/// Go's `strconv.ParseUint(s, 10, 64)`: ASCII digits only, no sign or spaces (Rust's own
+/// parser also takes a leading `+`, which node_exporter's parsers reject).
+pub fn parse_go_uint(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// The entries of `dir` whose names `keep` accepts, as (name, path), sorted by name like Go's
+/// `filepath.Glob`. A missing or unreadable directory gives none: Glob ignores I/O errors.
+pub fn glob(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<(String, std::path::PathBuf)> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(std::ffi::OsString, String)> = rd
+        .flatten()
+        .filter_map(|e| {
+            let raw = e.file_name();
+            let name = raw.to_string_lossy().into_owned();
+            keep(&name).then_some((raw, name))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.into_iter()
+        .map(|(raw, name)| (name, dir.join(raw)))
+        .collect()
+}
+
 /// A regex flag that may be unset: an empty value means "no filter", as with node_exporter's
 /// string flags. `flag` is the flag's name without the dashes, for the error.
 pub fn optional_regex(value: &Option<String>, flag: &str) -> anyhow::Result<Option<regex::Regex>> {
