@@ -126,6 +126,28 @@ const FILES: &[&str] = &[
 const COLLECTORS: &[&str] = &[
     "arp",
     "bonding",
+    "proc/spl/kstat/zfs/arcstats",
+    "proc/spl/kstat/zfs/pool1/io",
+    "proc/spl/kstat/zfs/pool1/objset-0x36",
+    "proc/spl/kstat/zfs/pool1/state",
+    "sys/fs/xfs/sda1/stats/stats",
+    "sys/fs/btrfs/0abb23a9-579b-43e6-ad30-227ef47fcb9d/label",
+    "sys/fs/btrfs/0abb23a9-579b-43e6-ad30-227ef47fcb9d/commit_stats",
+    "sys/fs/btrfs/0abb23a9-579b-43e6-ad30-227ef47fcb9d/devices/sda/size",
+    "sys/fs/btrfs/0abb23a9-579b-43e6-ad30-227ef47fcb9d/allocation/data/raid5/used_bytes",
+    "sys/fs/btrfs/0abb23a9-579b-43e6-ad30-227ef47fcb9d/allocation/metadata/dup/total_bytes",
+    "sys/fs/btrfs/0abb23a9-579b-43e6-ad30-227ef47fcb9d/allocation/system/single/total_bytes",
+    "sys/fs/bcache/deaddd54-c735-46d5-868e-f331c5fd7c74/average_key_size",
+    "sys/fs/bcache/deaddd54-c735-46d5-868e-f331c5fd7c74/bdev0/dirty_data",
+    "sys/fs/bcache/deaddd54-c735-46d5-868e-f331c5fd7c74/bdev0/writeback_rate_debug",
+    "sys/fs/bcache/deaddd54-c735-46d5-868e-f331c5fd7c74/cache0/priority_stats",
+];
+
+/// Collectors that read only the tree (not netlink, ioctls or the clock). btrfs's ioctls are
+/// only tried on btrfs mounts listed in proc/1/mountinfo, which the tree does not have.
+const COLLECTORS: &[&str] = &[
+    "bcache",
+    "btrfs",
     "conntrack",
     "cpu",
     "cpufreq",
@@ -163,6 +185,8 @@ const COLLECTORS: &[&str] = &[
     "udp_queues",
     "vmstat",
     "watchdog",
+    "xfs",
+    "zfs",
 ];
 
 struct Tree {
@@ -198,6 +222,7 @@ fn tree() -> &'static Tree {
             "--collector.stat.softirq".to_string(),
             "--collector.netstat.fields=.*".to_string(),
             "--collector.vmstat.fields=.*".to_string(),
+            "--collector.bcache.priorityStats".to_string(),
         ];
         flags.extend(COLLECTORS.iter().map(|c| format!("--collector.{c}")));
         let opts = Options::from_flags(flags).expect("collector flags");

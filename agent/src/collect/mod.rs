@@ -7,7 +7,9 @@ pub mod pool;
 pub mod sample;
 
 mod arp;
+mod bcache;
 mod bonding;
+mod btrfs;
 pub mod conntrack;
 pub mod cpu;
 mod cpufreq;
@@ -53,6 +55,8 @@ mod uname;
 mod util;
 mod vmstat;
 mod watchdog;
+mod xfs;
+mod zfs;
 
 pub use options::Options;
 pub use sample::{Family, MetricType, Sample, Text};
@@ -80,9 +84,19 @@ pub const ALL: &[Entry] = &[
         build: arp::build,
     },
     Entry {
+        name: "bcache",
+        default_enabled: true,
+        build: bcache::build,
+    },
+    Entry {
         name: "bonding",
         default_enabled: true,
         build: bonding::build,
+    },
+    Entry {
+        name: "btrfs",
+        default_enabled: true,
+        build: btrfs::build,
     },
     Entry {
         name: "conntrack",
@@ -298,5 +312,15 @@ pub const ALL: &[Entry] = &[
         name: "watchdog",
         default_enabled: true,
         build: watchdog::build,
+    },
+    Entry {
+        name: "xfs",
+        default_enabled: true,
+        build: xfs::build,
+    },
+    Entry {
+        name: "zfs",
+        default_enabled: true,
+        build: zfs::build,
     },
 ];

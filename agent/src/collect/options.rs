@@ -47,6 +47,8 @@ pub struct Options {
     pub diskstats: super::diskstats::Flags,
     #[command(flatten)]
     pub filesystem: super::filesystem::Flags,
+    #[command(flatten)]
+    pub bcache: super::bcache::Flags,
     /// Export softirq counters per vector (stat collector).
     #[arg(long = "collector.stat.softirq")]
     pub stat_softirq: bool,
@@ -191,9 +193,7 @@ impl Args for Toggles {
 /// `--collector.NAME` / `--no-collector.NAME` flags are accepted (hidden) so a node_exporter
 /// unit file keeps working; enabling one only logs a warning.
 pub const FOREIGN_COLLECTORS: &[&str] = &[
-    "bcache",
     "bcachefs",
-    "btrfs",
     "buddyinfo",
     "cgroups",
     "cpu_vulnerabilities",
@@ -222,8 +222,6 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
     "tcpstat",
     "wifi",
     "xfrm",
-    "xfs",
-    "zfs",
     "zoneinfo",
 ];
 
@@ -244,7 +242,6 @@ const FOREIGN_VALUE_FLAGS: &[&str] = &[
 
 /// Boolean node_exporter flags accepted and ignored (also as `--no-…`).
 const FOREIGN_BOOL_FLAGS: &[&str] = &[
-    "collector.bcache.priorityStats",
     "collector.systemd.enable-restarts-metrics",
     "collector.systemd.enable-start-time-metrics",
     "collector.systemd.enable-task-metrics",
@@ -416,9 +413,10 @@ mod tests {
         ])
         .unwrap();
         assert!(o.stat_softirq);
+        assert!(o.bcache.priority_stats);
         let w = o.warnings();
-        // arp, netclass and --path.udev.data (diskstats) are nodetune's own now.
-        assert_eq!(w.len(), 7, "{w:#?}");
+        // arp, netclass, bcache and --path.udev.data (diskstats) are nodetune's own now.
+        assert_eq!(w.len(), 6, "{w:#?}");
         assert!(w[0].starts_with("--collector.systemd: not implemented"));
         assert!(!w
             .iter()
