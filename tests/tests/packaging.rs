@@ -582,8 +582,11 @@ fn container_image_builds_from_debian_packages_and_runs_as_the_daemonset_runs_it
     let up = run_cmd(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]));
     assert_eq!(up.code, 0, "{}", up.stderr);
     let name = format!("nodetune-test-{}", std::process::id());
+    // runc: crun refuses this machine's hybrid cgroup layout. Explicit limits: without
+    // CAP_SYS_RESOURCE here, podman's defaults (nofile 1048576) cannot be set.
     let mut run = Command::new("podman");
-    run.args(["run", "--detach", "--name", &name])
+    run.args(["--runtime=runc", "run", "--detach", "--name", &name])
+        .args(["--ulimit=nofile=4096:4096", "--ulimit=nproc=4096:4096"])
         .arg(format!("--network=ns:/run/netns/{}", ns.name))
         .args(["--pid=host", "--read-only", "--cap-drop=ALL"])
         .arg(format!("--cap-add={}", caps.join(",")))
