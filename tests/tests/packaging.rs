@@ -416,7 +416,10 @@ fn ansible_role_installs_configures_is_idempotent_checks_and_removes() {
         "not reverted:\n{out}"
     );
     assert!(!Path::new("/usr/bin/nodetune").exists());
-    assert!(!Path::new("/etc/nodetune/nodetune.toml").exists());
+    assert!(
+        !Path::new("/etc/nodetune").exists(),
+        "purge left /etc/nodetune"
+    );
     assert!(!Path::new("/var/cache/nodetune").exists());
     let gone = run_cmd(Command::new("dpkg-query").args(["-W", "-f=${Status}", "nodetune"]));
     assert!(
@@ -639,4 +642,44 @@ fn container_image_builds_from_debian_packages_and_runs_as_the_daemonset_runs_it
         &name,
     ]));
     assert_eq!(state.stdout.trim(), "true 0", "{}", logs());
+}
+
+#[test]
+fn ansible_role_refuses_bad_arguments_before_any_task() {
+    if !require(
+        have_tool("ansible-playbook"),
+        "ansible-playbook (pip install ansible-core)",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let playbook = dir.path().join("play.yml");
+    std::fs::write(
+        &playbook,
+        "- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: nodetune\n",
+    )
+    .expect("playbook");
+    let play = |extra: &[&str]| {
+        run_cmd(
+            Command::new("ansible-playbook")
+                .args(["-i", "localhost,", "-c", "local", "--check"])
+                .arg(&playbook)
+                .args(extra)
+                .env("ANSIBLE_ROLES_PATH", repo().join("packaging/ansible/roles"))
+                .env("ANSIBLE_NOCOLOR", "1")
+                .env("ANSIBLE_LOCAL_TEMP", dir.path().join("tmp")),
+        )
+    };
+    let r = play(&["--syntax-check"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // argument_specs: a mode that does not exist stops the play at validation.
+    let r = play(&["-e", "nodetune_mode=bogus"]);
+    assert_ne!(r.code, 0);
+    let out = r.stdout + &r.stderr;
+    assert!(
+        out.contains("value of nodetune_mode must be one of: enforce, audit, off, got: bogus"),
+        "{out}"
+    );
+    let r = play(&["-e", "{\"nodetune_local_profiles\": \"not a dict\"}"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
 }
