@@ -140,7 +140,7 @@ pub fn run(s: Setup) {
     assert!(
         d.stderr().contains("Address already in use")
             && d.stderr()
-                .contains("tuning, drift enforcement and alerts go on"),
+                .contains("Tuning, drift enforcement and alerts go on; another exporter"),
         "{}",
         d.stderr()
     );

@@ -223,10 +223,15 @@ impl Daemon {
                 .waiting_since
                 .get_or_insert_with(SystemTime::now);
             self.refresh_handoff();
+            let hint = if error.contains("in use") {
+                "another exporter (node_exporter?) holds the port: to let nodetune serve there, stop it (systemctl disable --now prometheus-node-exporter) or set [web] listen-address"
+            } else {
+                "check [web] listen-address"
+            };
             log::log(
                 Level::Warning,
                 &format!(
-                    "{}. Another exporter (node_exporter?) holds the port: tuning, drift enforcement and alerts go on. To let nodetune serve there, stop it (systemctl disable --now prometheus-node-exporter) or set [web] listen-address",
+                    "{}. Tuning, drift enforcement and alerts go on; {hint}",
                     self.listener.describe().unwrap_or_default()
                 ),
                 &[("LISTEN", &self.listener.address)],
