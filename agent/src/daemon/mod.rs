@@ -519,5 +519,9 @@ impl Daemon {
             );
         }
         let _ = std::fs::remove_file(status::path(&self.settings.store.dir));
+        // node_exporter would go on serving a handoff file nobody refreshes.
+        if self.listener.waiting() {
+            web::withdraw(&self.handoff_dirs());
+        }
     }
 }
