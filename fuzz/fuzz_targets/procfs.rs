@@ -119,13 +119,6 @@ const FILES: &[&str] = &[
     "proc/sys/kernel/random/entropy_avail",
     "proc/sys/kernel/random/poolsize",
     "proc/schedstat",
-];
-
-/// Collectors that read only the tree (not netlink, ioctls or the clock): arp and netclass
-/// with their file paths (see the flags below).
-const COLLECTORS: &[&str] = &[
-    "arp",
-    "bonding",
     "proc/spl/kstat/zfs/arcstats",
     "proc/spl/kstat/zfs/pool1/io",
     "proc/spl/kstat/zfs/pool1/objset-0x36",
@@ -143,19 +136,22 @@ const COLLECTORS: &[&str] = &[
     "sys/fs/bcache/deaddd54-c735-46d5-868e-f331c5fd7c74/cache0/priority_stats",
 ];
 
-/// Collectors that read only the tree (not netlink, ioctls or the clock). btrfs's ioctls are
-/// only tried on btrfs mounts listed in proc/1/mountinfo, which the tree does not have.
+/// Collectors that read only the tree (not netlink, ioctls or the clock): arp and netclass
+/// with their file paths (see the flags below); btrfs's ioctls are only tried on btrfs mounts
+/// listed in proc/1/mountinfo, which the tree does not have.
 const COLLECTORS: &[&str] = &[
+    "arp",
     "bcache",
+    "bonding",
     "btrfs",
     "conntrack",
     "cpu",
     "cpufreq",
+    "diskstats",
     "dmi",
     "edac",
-    "fibrechannel",
-    "diskstats",
     "entropy",
+    "fibrechannel",
     "filefd",
     "filesystem",
     "hwmon",
@@ -167,14 +163,13 @@ const COLLECTORS: &[&str] = &[
     "netclass",
     "netdev",
     "netstat",
-    "nvme",
-    "powersupplyclass",
     "nfs",
     "nfsd",
+    "nvme",
+    "os",
+    "powersupplyclass",
     "pressure",
     "rapl",
-    "os",
-    "pressure",
     "schedstat",
     "sockstat",
     "softnet",

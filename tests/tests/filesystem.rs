@@ -35,7 +35,9 @@ fn scrape(addr: &str) -> Series {
     assert_eq!(code, 200, "{body}");
     let last = body.lines().rev().find(|l| !l.starts_with('#'));
     assert!(
-        body.ends_with('\n') && last.is_some_and(|l| l.starts_with("nodetune_")),
+        // Families come sorted: nodetune's own, then the exporter's promhttp_* close a body.
+        body.ends_with('\n')
+            && last.is_some_and(|l| l.starts_with("nodetune_") || l.starts_with("promhttp_")),
         "incomplete scrape:\n{body}"
     );
     body.lines()

@@ -480,8 +480,8 @@ fn filter(
     })
 }
 
-/// The process's stat threads, shared by every filesystem collector built (the endpoint's and
-/// the alert rules').
+/// The process's stat threads, shared by every filesystem collector built (one per scraper:
+/// `nodetune run` and tests may build several).
 fn shared_pool(workers: usize) -> Arc<Pool> {
     static POOL: OnceLock<Arc<Pool>> = OnceLock::new();
     POOL.get_or_init(|| Pool::new(workers, stat_pool::statfs))

@@ -17,7 +17,7 @@
 //!   stuck: its thread is abandoned (it stays blocked in the kernel and no longer counts), and
 //!   later scrapes report the mount with `device_error` 1 without asking it again, as
 //!   node_exporter does. A stuck mount therefore holds one thread however many scrapes come
-//!   (two at most if the endpoint's and the alert rules' scrapes reached it at the same time).
+//!   (two at most if two scrapers reached it at the same time).
 //! - When the abandoned statfs finally returns, its thread clears the stuck mark (the next
 //!   scrape asks the mount again) and exits, unless no other thread is there to take work, in
 //!   which case it rejoins: the pool is back to the threads it had before the mount hung.
