@@ -137,6 +137,7 @@ fuzz_target!(|data: &[u8]| {
         &t.root.join("proc/sys"),
         &t.root.join("proc"),
         &t.root.join("sys"),
+        &t.root,
     );
     let fams = encode::normalize(fams);
     for format in [Format::Text, Format::OpenMetrics] {
