@@ -44,6 +44,8 @@ pub struct Listener {
     pub queued: u32,
     /// The queue's limit: min(listen() backlog, net.core.somaxconn).
     pub backlog: u32,
+    /// The socket's inode (`socket:[INODE]` in /proc/PID/fd): which process owns it.
+    pub inode: u32,
 }
 
 impl Listener {
@@ -129,14 +131,15 @@ fn listeners(family: u8) -> std::io::Result<Vec<Listener>> {
                 return Err(std::io::Error::other("sock_diag error"));
             }
             // struct inet_diag_msg after the 16-byte header: family, state, timer, retrans
-            // (4 bytes), sockid (48), expires (4), rqueue (4), wqueue (4), ...
+            // (4 bytes), sockid (48), expires (4), rqueue (4), wqueue (4), uid (4), inode (4).
             let msg = off + 16;
-            if msg + 64 <= off + len {
+            if msg + 72 <= off + len {
                 out.push(Listener {
                     // idiag_sport, in network byte order.
                     port: u16::from_be_bytes([data[msg + 4], data[msg + 5]]),
                     queued: u32_at(msg + 56),
                     backlog: u32_at(msg + 60),
+                    inode: u32_at(msg + 68),
                 });
             }
             off += (len + 3) & !3;
@@ -183,10 +186,17 @@ mod tests {
         let _c1 = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let _c2 = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let found = read().unwrap();
+        // SAFETY: fstat on our own listening socket.
+        let inode = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            libc::fstat(l.as_raw_fd(), &mut st);
+            st.st_ino as u32
+        };
         let want = Listener {
             port,
             queued: 2,
             backlog: 4,
+            inode,
         };
         assert!(found.contains(&want), "{found:?}");
         assert_eq!(want.fill(), Some(0.5));
