@@ -173,6 +173,31 @@ fn processes(procfs: &Path) -> Vec<Proc> {
     out
 }
 
+/// Listening TCP sockets as (port, inode) from `<procfs>/net/tcp` and `tcp6`: for a procfs
+/// other than the live one (a fixture tree), which sock_diag cannot describe.
+fn listeners_from_procfs(procfs: &Path) -> Vec<(u16, u64)> {
+    let mut out = Vec::new();
+    for f in ["net/tcp", "net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(procfs.join(f)) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // Columns: sl local rem st tx:rx tr:when retrnsmt uid timeout inode; 0A is LISTEN.
+            if cols.len() > 9 && cols[3] == "0A" {
+                let port = cols[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok());
+                if let (Some(port), Ok(inode)) = (port, cols[9].parse()) {
+                    out.push((port, inode));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The alert inputs of this host, read with the collectors' default settings.
 fn sampler(roots: &Roots) -> anyhow::Result<Sampler> {
     let opts = collect::Options::from_flags([
@@ -308,7 +333,7 @@ fn role(ports: &BTreeSet<u16>, client: bool) -> (Vec<&'static str>, String) {
     } else {
         (
             vec!["base", "api-node", "load-generator", "api-gateway"],
-            "no TCP listeners found: conservative floors only".into(),
+            "no TCP listeners found".into(),
         )
     }
 }
@@ -368,6 +393,8 @@ fn knobs(plan: &Plan, keys: &[&str], roots: &Roots) -> Vec<Knob> {
             .iter()
             .find(|i| matches!(&i.target, Target::Sysctl(k) if k == key));
         match item {
+            // A key this kernel does not have: nothing to show.
+            Some(i) if i.action == Action::Unsupported && i.current.is_none() => {}
             Some(i) => out.push(Knob {
                 key: key.to_string(),
                 current: i.current.clone(),
@@ -430,13 +457,23 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
         .filter(|p| p.nodetune)
         .flat_map(|p| p.sockets.iter().copied())
         .collect();
+    let listening: Vec<(u16, u64)> = if a.roots.procfs == Path::new("/proc") {
+        second
+            .listeners
+            .iter()
+            .flatten()
+            .map(|l| (l.port, u64::from(l.inode)))
+            .collect()
+    } else {
+        listeners_from_procfs(&a.roots.procfs)
+    };
     let mut ports = BTreeSet::new();
     let mut own_ports = BTreeSet::new();
-    for l in second.listeners.iter().flatten() {
-        if own.contains(&u64::from(l.inode)) {
-            own_ports.insert(l.port);
+    for (port, inode) in listening {
+        if own.contains(&inode) {
+            own_ports.insert(port);
         } else {
-            ports.insert(l.port);
+            ports.insert(port);
         }
     }
 
@@ -587,7 +624,9 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
         }
         names
     };
-    let reason = if fixed.is_empty() {
+    let reason = if fixed.is_empty() && profile == "base" {
+        format!("{role_reason}: conservative floors only")
+    } else if fixed.is_empty() {
         role_reason
     } else {
         format!(
@@ -696,6 +735,17 @@ mod tests {
         assert_eq!(p[0].sockets, BTreeSet::from([4242]));
         assert!(p[1].nodetune);
         assert_eq!(p[1].sockets, BTreeSet::from([9100]));
+    }
+
+    #[test]
+    fn listeners_from_a_procfs_tree() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "net/tcp",
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000:01BB 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0\n   1: 0100007F:1F90 0100007F:A000 01 00000000:00000000 00:00000000 00000000     0        0 77 1 0\n",
+        );
+        assert_eq!(listeners_from_procfs(d.path()), vec![(443, 4242)]);
     }
 
     #[test]

@@ -157,6 +157,12 @@ fn secondary(run: &Run) -> String {
     } else if let Some(p99) = run.connect.p99_us {
         parts.push(format!("connect p99 {}", dur(p99)));
     }
+    if run.client.behind > 0 {
+        parts.push(format!(
+            "{} connections behind schedule",
+            thousands(run.client.behind as u64)
+        ));
+    }
     parts.push(format!("{:.1} s", run.client.elapsed_s));
     parts.join(", ")
 }
@@ -253,6 +259,17 @@ pub fn markdown(r: &Report) -> String {
             ));
             if let Some(t) = tail(&run.connect) {
                 out.push_str(&format!("  - connect latency {t}\n"));
+            }
+            if let Some(t) = tail(&run.connect_call) {
+                out.push_str(&format!(
+                    "  - time inside connect() (the kernel's source-port search) {t}\n"
+                ));
+            }
+            if c.behind > 0 {
+                out.push_str(&format!(
+                    "  - the client fell behind its schedule: {} connections never opened\n",
+                    thousands(c.behind as u64)
+                ));
             }
             if let Some(t) = tail(&run.request) {
                 out.push_str(&format!("  - request latency {t}\n"));

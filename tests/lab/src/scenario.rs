@@ -66,6 +66,8 @@ pub struct Run {
     pub apply: Option<String>,
     pub client: Outcome,
     pub connect: Tail,
+    /// Time inside connect() (the kernel's source-port search).
+    pub connect_call: Tail,
     pub request: Tail,
     pub responses_per_s: f64,
     /// Response payload throughput (wrk runs).
@@ -134,6 +136,9 @@ struct Spec<'a> {
     server: Option<&'a StartServer<'a>>,
     /// Report response throughput in MB/s.
     throughput: bool,
+    /// Run `recommend` this many seconds into the load instead of after it (scenario 4: while
+    /// the connections are held).
+    recommend_during: Option<f64>,
     /// The alert the defaults should raise (waited for).
     alert: Option<&'a str>,
     /// The load; returns the client outcome.
@@ -194,6 +199,13 @@ fn one(cfg: &Config, s: &Spec) -> io::Result<Run> {
     let before = Counters::read(&pair.server)?;
     let softnet = Counters::softnet_dropped();
     let start = Instant::now();
+    let during = s.recommend_during.filter(|_| cfg.recommend).map(|secs| {
+        let (bin, ns) = (cfg.nodetune.clone(), watched.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs_f64(secs));
+            nodetune::recommend(&bin, &ns, "1s")
+        })
+    });
     let outcome = (s.load)(&pair, &server)?;
     let start = outcome.started.unwrap_or(start);
     let delta = Counters::read(&pair.server)?.since(&before);
@@ -209,15 +221,24 @@ fn one(cfg: &Config, s: &Spec) -> io::Result<Run> {
         // Long enough for two alert ticks: an alert would show.
         _ => std::thread::sleep(Duration::from_millis(2500)),
     }
-    if cfg.recommend {
-        match nodetune::recommend(&cfg.nodetune, &watched, "1s") {
-            Ok(r) => run.recommend = Some(r),
-            Err(e) => run.notes.push(format!("recommend: {e}")),
-        }
+    let rec = match during {
+        Some(h) => Some(
+            h.join()
+                .unwrap_or_else(|_| Err(io::Error::other("recommend thread panicked"))),
+        ),
+        None => cfg
+            .recommend
+            .then(|| nodetune::recommend(&cfg.nodetune, &watched, "1s")),
+    };
+    match rec {
+        Some(Ok(r)) => run.recommend = Some(r),
+        Some(Err(e)) => run.notes.push(format!("recommend: {e}")),
+        None => {}
     }
     run.alerts = daemon.alerts(start);
     run.failures = (s.failures)(&outcome, &delta);
     run.connect = Tail::of(&outcome.connect_us);
+    run.connect_call = Tail::of(&outcome.connect_call_us);
     run.request = outcome
         .request_tail
         .unwrap_or_else(|| Tail::of(&outcome.request_us));
@@ -317,6 +338,7 @@ pub fn ephemeral_ports(cfg: &Config) -> io::Result<Row> {
         nginx: Setup::default(),
         server: None,
         throughput: false,
+        recommend_during: None,
         alert: Some("EphemeralPortPressure"),
         load: &load,
         failures: &client_failures,
@@ -398,6 +420,7 @@ pub fn accept_queue(cfg: &Config, legacy: bool) -> io::Result<Row> {
         nginx: Setup::default(),
         server: None,
         throughput: false,
+        recommend_during: None,
         alert: Some("ListenQueueOverflow"),
         load: &load,
         failures: &client_failures,
@@ -488,6 +511,7 @@ pub fn syn_backlog(cfg: &Config, only_syn_backlog: bool) -> io::Result<Row> {
         nginx: Setup::default(),
         server: None,
         throughput: false,
+        recommend_during: None,
         alert: Some("SynBacklogPressure"),
         load: &load,
         failures: &server_failures,
@@ -705,6 +729,8 @@ pub fn file_descriptors(cfg: &Config) -> io::Result<Row> {
         nginx: Setup::default(),
         server: Some(if tuned { &start_tuned } else { &start_defaults }),
         throughput: false,
+        // While the connections are held: nginx sits at its limit then.
+        recommend_during: Some(2.5),
         alert: None,
         load: &load,
         failures: &client_failures,
@@ -771,6 +797,7 @@ pub fn time_wait_rate(cfg: &Config) -> io::Result<Row> {
         nginx: Setup::default(),
         server: None,
         throughput: false,
+        recommend_during: None,
         alert: Some("EphemeralPortPressure"),
         load: &load,
         failures: &client_failures,
@@ -933,6 +960,7 @@ pub fn bbr(cfg: &Config) -> io::Result<Row> {
         nginx: setup.clone(),
         server: None,
         throughput: true,
+        recommend_during: None,
         alert: None,
         load: &load,
         failures: &wrk_failures,
