@@ -430,6 +430,9 @@ fn knobs(plan: &Plan, keys: &[&str], roots: &Roots) -> Vec<Knob> {
 fn knob_text(k: &Knob) -> String {
     let cur = k.current.as_deref().unwrap_or("-");
     match (&k.desired, k.action.as_str()) {
+        (Some(d), "out-of-scope") if k.current.is_none() => {
+            format!("{} {d} (host-wide: apply on the host)", k.key)
+        }
         (Some(d), "out-of-scope") => {
             format!("{} {cur} -> {d} (host-wide: apply on the host)", k.key)
         }
