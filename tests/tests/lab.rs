@@ -252,5 +252,7 @@ fn the_lab_cleans_up_when_interrupted_or_killed() {
             list(),
             t0.elapsed()
         );
+        let work = std::env::temp_dir().join(&prefix[..prefix.len() - 1]);
+        assert!(!work.exists(), "SIG{name}: {} left", work.display());
     }
 }

@@ -47,11 +47,12 @@ fn main() {
     };
     let nodetune = std::fs::canonicalize(&nodetune).unwrap_or(nodetune);
     nodetune_lab::netns::sweep_stale();
-    let work = std::env::temp_dir().join(format!("ntlab-{}", std::process::id()));
+    let work = nodetune_lab::netns::work_dir();
     if let Err(e) = std::fs::create_dir_all(&work) {
         eprintln!("nodetune-lab: {}: {e}", work.display());
         std::process::exit(1);
     }
+    nodetune_lab::netns::register_dir(&work);
     let cfg = Config {
         nodetune,
         size,

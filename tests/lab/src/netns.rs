@@ -23,12 +23,25 @@ pub fn prefix() -> String {
 struct Registry {
     namespaces: Vec<String>,
     pids: Vec<u32>,
+    dirs: Vec<std::path::PathBuf>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     namespaces: Vec::new(),
     pids: Vec::new(),
+    dirs: Vec::new(),
 });
+
+/// The lab's scratch directory for this process: `TMPDIR/ntlab-PID` (removed by
+/// [`cleanup_all`], or by [`sweep_stale`] once the process is gone).
+pub fn work_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("ntlab-{}", std::process::id()))
+}
+
+/// Records a scratch directory to remove on a signal.
+pub fn register_dir(dir: &std::path::Path) {
+    registry().dirs.push(dir.to_path_buf());
+}
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
@@ -83,11 +96,12 @@ fn delete(ns: &str) {
 
 /// Kills every registered process and deletes every registered namespace (signal path).
 pub fn cleanup_all() {
-    let (pids, namespaces) = {
+    let (pids, namespaces, dirs) = {
         let mut r = registry();
         (
             std::mem::take(&mut r.pids),
             std::mem::take(&mut r.namespaces),
+            std::mem::take(&mut r.dirs),
         )
     };
     for pid in pids {
@@ -96,6 +110,9 @@ pub fn cleanup_all() {
     }
     for ns in namespaces {
         delete(&ns);
+    }
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
     }
 }
 
@@ -114,6 +131,24 @@ pub fn sweep_stale() {
         };
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             delete(name);
+        }
+    }
+    // Scratch directories of lab processes that are gone.
+    for e in std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("ntlab-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
         }
     }
 }
