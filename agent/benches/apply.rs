@@ -29,6 +29,7 @@ fn main() {
         Path::new("/proc/sys"),
         Path::new("/proc"),
         Path::new("/sys"),
+        Path::new("/"),
     )
     .expect("facts");
     let netns = tune::netns::current();

@@ -35,6 +35,7 @@ fn main() {
         Path::new("/proc/sys"),
         Path::new("/proc"),
         Path::new("/sys"),
+        Path::new("/"),
     )
     .expect("facts");
     let eff = resolve(&Library::new(vec![]), "api-gateway", &facts).expect("profile");

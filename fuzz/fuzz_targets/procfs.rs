@@ -256,6 +256,7 @@ fuzz_target!(|data: &[u8]| {
         &t.root.join("proc/sys"),
         &t.root.join("proc"),
         &t.root.join("sys"),
+        &t.root,
     );
     // The exporter's own process metrics (the real /proc/self in production), then normalized.
     let me = SelfMetrics::at(&t.root.join("proc/self"), &t.root.join("proc/stat"));

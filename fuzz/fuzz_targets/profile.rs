@@ -4,6 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use nodetune::profile::avail::{parse_config, Avail};
 use nodetune::profile::{resolve_text, Facts, Library};
 
 fuzz_target!(|data: &[u8]| {
@@ -15,6 +16,13 @@ fuzz_target!(|data: &[u8]| {
         memory_bytes: 16 << 30,
         cpus: 8,
         virtualized: true,
+        // A kernel without fq, so [congestion] if-unavailable and the skip/refuse paths are
+        // fuzzed too.
+        avail: Avail {
+            config: Some(("fuzz".into(), parse_config("CONFIG_NET_SCH_FQ_CODEL=y
+"))),
+            ..Avail::default()
+        },
     };
     let library = Library::new(Vec::new());
     if let Err(errors) = resolve_text(&library, "fuzz", text, &facts) {

@@ -11,28 +11,36 @@ use std::sync::OnceLock;
 /// tests (so `cargo test` alone is enough).
 pub fn bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("tests/ has a parent")
-            .to_path_buf();
-        let release = !cfg!(debug_assertions);
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "--quiet", "-p", "nodetune", "--bin", "nodetune"])
-            .current_dir(&root);
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build of nodetune failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
-        target
-            .join(if release { "release" } else { "debug" })
-            .join("nodetune")
-    })
-    .clone()
+    BIN.get_or_init(|| build("nodetune", "nodetune")).clone()
+}
+
+/// Path of the surge lab's binary (tests/lab), built once per test process.
+pub fn lab_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build("nodetune-lab", "nodetune-lab"))
+        .clone()
+}
+
+fn build(package: &str, name: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf();
+    let release = !cfg!(debug_assertions);
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["build", "--quiet", "-p", package, "--bin", name])
+        .current_dir(&root);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "cargo build of {name} failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    target
+        .join(if release { "release" } else { "debug" })
+        .join(name)
 }
 
 /// True when running under CI (`CI=true`), where privileged tests must not skip.

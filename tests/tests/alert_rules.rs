@@ -219,6 +219,7 @@ fn listeners(i: usize) -> Vec<Listener> {
         port: 8080,
         queued,
         backlog: 100,
+        inode: 1,
     }]
 }
 

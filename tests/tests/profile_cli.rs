@@ -162,24 +162,24 @@ fn show_prints_effective_values_with_origin() {
     };
     assert_eq!(
         line("net.core.somaxconn"),
-        "net.core.somaxconn 65535 netns builtin:api-node.toml:12:1"
+        "net.core.somaxconn 65535 netns builtin:api-node.toml:13:1"
     );
     assert_eq!(
         line("net.ipv4.tcp_syncookies"),
-        "net.ipv4.tcp_syncookies 1 netns builtin:base.toml:17:1"
+        "net.ipv4.tcp_syncookies 1 netns builtin:base.toml:19:1"
     );
     assert_eq!(
         line("net.ipv4.tcp_rmem"),
-        "net.ipv4.tcp_rmem 4096 87380 >=16777216 netns builtin:api-gateway.toml:17:1"
+        "net.ipv4.tcp_rmem 4096 >=87380 >=16777216 netns builtin:api-gateway.toml:21:1"
     );
     assert_eq!(
         line("net.ipv4.tcp_congestion_control"),
-        "net.ipv4.tcp_congestion_control bbr netns builtin:api-gateway.toml:30:11"
+        "net.ipv4.tcp_congestion_control bbr netns builtin:api-gateway.toml:38:11"
     );
     // 16 GB of memory in the fake host: auto = 64 Ki entries per GiB, rounded to a power of 2.
     assert_eq!(
         line("net.netfilter.nf_conntrack_max"),
-        "net.netfilter.nf_conntrack_max 1048576 init-netns builtin:api-gateway.toml:37:7"
+        "net.netfilter.nf_conntrack_max 1048576 init-netns builtin:api-gateway.toml:47:7"
     );
     // A local copy overrides the shipped one by name, and show names its file.
     h.write(

@@ -519,3 +519,124 @@ fn nix_mkfifo(path: &std::path::Path) {
     let st = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(st.success());
 }
+
+/// What this kernel's own description (/proc/config.gz, else /boot/config-RELEASE, else the
+/// module tree) says about qdisc `q`: Some(true) when it cannot be provided, None when nothing
+/// describes the kernel.
+fn qdisc_missing_here(q: &str) -> Option<bool> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let release = release.trim();
+    let sym = format!("CONFIG_NET_SCH_{}=", q.to_ascii_uppercase());
+    let config = run_cmd(Command::new("zcat").arg("/proc/config.gz"));
+    let text = if config.code == 0 {
+        Some(config.stdout)
+    } else {
+        std::fs::read_to_string(format!("/boot/config-{release}")).ok()
+    };
+    if let Some(t) = text {
+        return Some(!t.lines().any(|l| l.starts_with(&sym)));
+    }
+    let dir = format!("/lib/modules/{release}");
+    if !std::path::Path::new(&dir).is_dir() {
+        return None;
+    }
+    let builtin = std::fs::read_to_string(format!("{dir}/modules.builtin")).unwrap_or_default();
+    let module = run_cmd(Command::new("find").args([&dir, "-name", &format!("sch_{q}.ko*")]));
+    Some(!builtin.contains(&format!("/sch_{q}.ko")) && module.stdout.trim().is_empty())
+}
+
+/// Profiles meet kernels that lack a qdisc. The plan reads this kernel's real description
+/// (live /proc and /sys; the values live in the fake tree, so nothing on the host changes):
+/// api-gateway's fq is unsupported with the reason where the kernel lacks it, apply skips it
+/// with a warning and applies the rest, and a profile that says `if-unavailable = "refuse"`
+/// changes nothing and names the qdisc.
+#[test]
+fn a_qdisc_this_kernel_lacks_is_skipped_or_refused() {
+    let Some(missing) = qdisc_missing_here("fq") else {
+        require(
+            false,
+            "a kernel description: /proc/config.gz, /boot/config-RELEASE or /lib/modules",
+        );
+        return;
+    };
+    let h = FakeHost::new();
+    // The fake tree lists this kernel's congestion controls, as the real one would.
+    for k in ["tcp_available_congestion_control", "tcp_congestion_control"] {
+        let v = std::fs::read_to_string(format!("/proc/sys/net/ipv4/{k}")).unwrap();
+        h.write(&format!("sys/net/ipv4/{k}"), &v);
+    }
+    let env = |extra: &[(&'static str, std::path::PathBuf)]| {
+        let mut env = vec![
+            ("NODETUNE_SYSCTL_ROOT", h.path("sys")),
+            ("NODETUNE_PROCFS", "/proc".into()),
+            ("NODETUNE_SYSFS", "/sys".into()),
+            ("NODETUNE_ROOT", h.path("root")),
+            ("NODETUNE_STATE_DIR", h.path("state")),
+        ];
+        env.extend(extra.iter().cloned());
+        env
+    };
+    let run = |args: &[&str]| {
+        let e = env(&[]);
+        let e: Vec<(&str, &std::path::Path)> = e.iter().map(|(k, v)| (*k, v.as_path())).collect();
+        nodetune_e2e::nodetune(args, &e)
+    };
+    let plan = run(&["plan", "--profile", "api-gateway"]);
+    let line = plan
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("net.core.default_qdisc"))
+        .unwrap_or_else(|| panic!("{}{}", plan.stdout, plan.stderr))
+        .to_string();
+    if !missing {
+        // This kernel has fq: an ordinary change.
+        assert!(
+            line.contains("pfifo_fast -> fq") && line.contains("change"),
+            "{line}"
+        );
+        return;
+    }
+    assert!(line.contains("unsupported"), "{line}");
+    assert!(
+        line.contains("qdisc fq is not available on this kernel: "),
+        "{line}"
+    );
+    assert!(
+        line.contains("skipped ([congestion] if-unavailable = \"skip\")"),
+        "{line}"
+    );
+
+    // The default: skip it with a warning, apply the rest.
+    let r = run(&["apply", "--profile", "api-gateway"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(
+            "warning: net.core.default_qdisc not applied: qdisc fq is not available on this kernel"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(h.sysctl("net.core.default_qdisc"), "pfifo_fast\n");
+    assert_eq!(h.sysctl("net.core.somaxconn"), "65535\n");
+    assert_eq!(run(&["revert"]).code, 0);
+
+    // Refuse: nothing is written, and the error names the qdisc.
+    profile(
+        &h,
+        "strict-gateway",
+        "[profile]\ninclude = [\"api-gateway\"]\n[congestion]\nif-unavailable = \"refuse\"\n",
+    );
+    let before = h.snapshot();
+    let r = run(&["apply", "--profile", "strict-gateway"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("the plan has errors, so nothing was changed")
+            && r.stderr
+                .contains("net.core.default_qdisc: qdisc fq is not available on this kernel")
+            && r.stderr.contains("refuses to apply without it"),
+        "{}",
+        r.stderr
+    );
+    assert!(before == h.snapshot(), "a refused apply changed files");
+}

@@ -42,6 +42,26 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
+/// Like [`parse_duration`], but zero ("0s", "0") is allowed: for waits such as an alert's
+/// `for` duration, where zero means "at once" (no timer runs with that period).
+pub fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if matches!(
+        t.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.'),
+        "" | "ms" | "s" | "m" | "h"
+    ) && digits.parse::<f64>() == Ok(0.0)
+    {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(s)
+}
+
+pub fn duration_or_zero<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration_or_zero(&s).map_err(serde::de::Error::custom)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +72,14 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_duration_or_zero("0s").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration_or_zero("0").unwrap(), Duration::ZERO);
+        assert_eq!(
+            parse_duration_or_zero("2s").unwrap(),
+            Duration::from_secs(2)
+        );
+        assert!(parse_duration_or_zero("0parsecs").is_err());
+        assert!(parse_duration_or_zero("-0s").is_err());
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("0.0000000001ms").is_err());
         // Found by the `config` fuzz target: this panicked in Duration::from_secs_f64.

@@ -87,7 +87,8 @@ impl Roots {
     }
 
     pub fn facts(&self) -> anyhow::Result<Facts> {
-        Facts::read(&self.sysctl_root, &self.procfs, &self.sysfs).context("reading host facts")
+        Facts::read(&self.sysctl_root, &self.procfs, &self.sysfs, &self.root)
+            .context("reading host facts")
     }
 
     /// The profile to use: the flag, else the one chosen with `nodetune use`, else `base`.

@@ -266,6 +266,13 @@ pub fn apply_main(a: &ApplyArgs) -> anyhow::Result<i32> {
             for i in plan.items.iter().filter(|i| i.action == Action::Pending) {
                 println!("pending: {}: {}", i.target, i.note);
             }
+            for i in plan
+                .items
+                .iter()
+                .filter(|i| i.action == Action::Unsupported)
+            {
+                eprintln!("nodetune: warning: {} not applied: {}", i.target, i.note);
+            }
             for c in &plan.conflicts {
                 println!(
                     "conflict: {} = {} at {}:{}: {}",

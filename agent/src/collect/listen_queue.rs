@@ -20,6 +20,8 @@ pub struct Listener {
     pub queued: u32,
     /// The queue's limit: min(listen() backlog, net.core.somaxconn).
     pub backlog: u32,
+    /// The socket's inode (`socket:[INODE]` in /proc/PID/fd): which process owns it.
+    pub inode: u32,
 }
 
 impl Listener {
@@ -53,15 +55,18 @@ fn listeners(family: u8) -> std::io::Result<Vec<Listener>> {
                 return Ok(None);
             }
             // struct inet_diag_msg: family, state, timer, retrans (4 bytes), sockid (48:
-            // sport and dport in network byte order first), expires (4), rqueue (4), wqueue.
+            // sport and dport in network byte order first), expires (4), rqueue (4), wqueue
+            // (4), uid (4), inode (4).
             let port = m.body.get(4..6).map(|p| u16::from_be_bytes([p[0], p[1]]));
             Ok(port
                 .zip(netlink::u32_at(m.body, 56))
                 .zip(netlink::u32_at(m.body, 60))
-                .map(|((port, queued), backlog)| Listener {
+                .zip(netlink::u32_at(m.body, 68))
+                .map(|(((port, queued), backlog), inode)| Listener {
                     port,
                     queued,
                     backlog,
+                    inode,
                 }))
         },
     )
@@ -107,10 +112,17 @@ mod tests {
         let _c1 = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let _c2 = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let found = read().unwrap();
+        // SAFETY: fstat on our own listening socket.
+        let inode = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            libc::fstat(l.as_raw_fd(), &mut st);
+            st.st_ino as u32
+        };
         let want = Listener {
             port,
             queued: 2,
             backlog: 4,
+            inode,
         };
         assert!(found.contains(&want), "{found:?}");
         assert_eq!(want.fill(), Some(0.5));

@@ -91,7 +91,7 @@ fn load(s: &Settings, netns: &Netns) -> anyhow::Result<Loaded> {
         config.drift_interval = d;
     }
     let (profile, profile_source) = profile_choice(s, &config)?;
-    let facts = Facts::read(&s.kernel.sysctl_root, &s.procfs, &s.sysfs)?;
+    let facts = Facts::read(&s.kernel.sysctl_root, &s.procfs, &s.sysfs, &s.kernel.root)?;
     let eff = resolve(&s.library, &profile, &facts).map_err(|e| anyhow::anyhow!("{e}"))?;
     let plan = tune::plan(&eff, &s.kernel, netns);
     let mut current = None;

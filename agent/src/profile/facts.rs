@@ -1,11 +1,14 @@
-//! Host facts that profiles may depend on (`[[when]]` blocks, `[conntrack] max = "auto"`):
-//! kernel version, memory, CPU count and whether the host is virtualised. Read from the
-//! configured roots so tests can describe any host.
+//! Host facts that profiles may depend on (`[[when]]` blocks, `[conntrack] max = "auto"`,
+//! `[congestion]`): kernel version, memory, CPU count, whether the host is virtualised, and
+//! which qdiscs and congestion controls the kernel can provide. Read from the configured roots
+//! so tests can describe any host.
 
 use std::path::Path;
 
 use anyhow::Context;
 use serde::Serialize;
+
+use super::avail::Avail;
 
 /// What nodetune knows about the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -15,13 +18,22 @@ pub struct Facts {
     pub memory_bytes: u64,
     pub cpus: u32,
     pub virtualized: bool,
+    /// Which qdiscs and congestion controls the kernel can provide.
+    #[serde(skip)]
+    pub avail: Avail,
 }
 
 impl Facts {
     /// Reads the facts: kernel release from `<sysctl_root>/kernel/osrelease`, memory and the
     /// hypervisor flag from `<procfs>/meminfo` and `<procfs>/cpuinfo`, CPUs from
-    /// `<sysfs>/devices/system/cpu/online` (falling back to the cpuinfo processor count).
-    pub fn read(sysctl_root: &Path, procfs: &Path, sysfs: &Path) -> anyhow::Result<Facts> {
+    /// `<sysfs>/devices/system/cpu/online` (falling back to the cpuinfo processor count), and
+    /// qdiscs and congestion controls as [`Avail::read`] finds them (module tree under `root`).
+    pub fn read(
+        sysctl_root: &Path,
+        procfs: &Path,
+        sysfs: &Path,
+        root: &Path,
+    ) -> anyhow::Result<Facts> {
         let osrelease = sysctl_root.join("kernel/osrelease");
         let kernel = std::fs::read_to_string(&osrelease)
             .with_context(|| format!("reading {}", osrelease.display()))?
@@ -48,11 +60,13 @@ impl Facts {
             .filter(|l| l.starts_with("flags"))
             .any(|l| l.split_whitespace().any(|f| f == "hypervisor"))
             || sysfs.join("hypervisor/type").exists();
+        let avail = Avail::read(sysctl_root, procfs, sysfs, root, &kernel);
         Ok(Facts {
             kernel,
             memory_bytes,
             cpus,
             virtualized,
+            avail,
         })
     }
 
@@ -218,6 +232,7 @@ mod tests {
             memory_bytes: 16 << 30,
             cpus: 8,
             virtualized: true,
+            avail: Avail::default(),
         }
     }
 
@@ -280,14 +295,15 @@ mod tests {
         )
         .unwrap();
         std::fs::write(p.join("sysfs/devices/system/cpu/online"), "0-3,8\n").unwrap();
-        let f = Facts::read(&p.join("sys"), &p.join("proc"), &p.join("sysfs")).unwrap();
+        let f = Facts::read(&p.join("sys"), &p.join("proc"), &p.join("sysfs"), p).unwrap();
         assert_eq!(
             f,
             Facts {
                 kernel: "5.15.0-91-generic".into(),
                 memory_bytes: 32768000 * 1024,
                 cpus: 5,
-                virtualized: true
+                virtualized: true,
+                avail: Avail::default(),
             }
         );
     }

@@ -44,6 +44,35 @@ pub enum Buckets {
     Value(Rel),
 }
 
+/// `[congestion] if-unavailable`: what happens when the kernel cannot provide the qdisc or
+/// congestion control the profile names (neither built in nor a loadable module).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IfUnavailable {
+    /// Leave that key alone, apply the rest, and say so (the default).
+    #[default]
+    Skip,
+    /// Apply nothing: the plan has an error.
+    Refuse,
+}
+
+impl IfUnavailable {
+    pub fn parse(text: &str) -> Option<IfUnavailable> {
+        match text {
+            "skip" => Some(IfUnavailable::Skip),
+            "refuse" => Some(IfUnavailable::Refuse),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IfUnavailable::Skip => "skip",
+            IfUnavailable::Refuse => "refuse",
+        }
+    }
+}
+
 /// A `[[when]]` block: sysctl settings that apply only when every condition holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct When {
@@ -63,6 +92,7 @@ pub struct ProfileFile {
     pub unchecked: Vec<Setting>,
     pub congestion_control: Option<At<String>>,
     pub qdisc: Option<At<String>>,
+    pub if_unavailable: Option<At<IfUnavailable>>,
     pub conntrack_max: Option<At<ConntrackMax>>,
     pub conntrack_buckets: Option<At<Buckets>>,
     pub nofile: Option<At<i64>>,
@@ -80,7 +110,7 @@ const SECTIONS: &[&str] = &[
     "when",
 ];
 const PROFILE_FIELDS: &[&str] = &["name", "summary", "description", "include"];
-const CONGESTION_FIELDS: &[&str] = &["control", "qdisc"];
+const CONGESTION_FIELDS: &[&str] = &["control", "qdisc", "if-unavailable"];
 const CONNTRACK_FIELDS: &[&str] = &["max", "buckets"];
 const LIMITS_FIELDS: &[&str] = &["nofile", "services"];
 const WHEN_FIELDS: &[&str] = &["kernel", "memory", "cpus", "virtualized", "sysctl"];
@@ -466,6 +496,24 @@ impl<'a> Parser<'a> {
                         }
                     }
                 }
+                "if-unavailable" => {
+                    if let Some(text) = self.string("congestion.if-unavailable", v) {
+                        match IfUnavailable::parse(&text) {
+                            Some(p) => out.if_unavailable = Some(self.at(v, p)),
+                            None => self.error(
+                                v.span().start,
+                                Some("congestion.if-unavailable"),
+                                format!("{text:?} is not one of: skip, refuse"),
+                                did_you_mean(&text, &["skip", "refuse"]).or_else(|| {
+                                    Some(
+                                        "\"skip\" applies the rest of the profile with a warning; \"refuse\" applies nothing"
+                                            .into(),
+                                    )
+                                }),
+                            ),
+                        }
+                    }
+                }
                 "qdisc" => {
                     let info = catalogue::lookup("net.core.default_qdisc");
                     if let (Some(info), Some(_)) = (info, self.string("congestion.qdisc", v)) {
@@ -786,6 +834,7 @@ include = ["base"]
 [congestion]
 control = "bbr"
 qdisc = "fq"
+if-unavailable = "refuse"
 [conntrack]
 max = "auto"
 buckets = ">=max"
@@ -819,6 +868,7 @@ cpus = ">=8"
         assert_eq!(p.conntrack_max.unwrap().value, ConntrackMax::Auto);
         assert_eq!(p.conntrack_buckets.unwrap().value, Buckets::AtLeastMax);
         assert_eq!(p.services.unwrap().value, vec!["nginx.service"]);
+        assert_eq!(p.if_unavailable.unwrap().value, IfUnavailable::Refuse);
         assert_eq!(p.when[0].sysctl[0].key, "net.core.netdev_max_backlog");
     }
 
@@ -855,6 +905,10 @@ cpus = ">=8"
         assert_eq!(
             err("[congestion]\nqdisc = \"fq_codl\"\n"),
             "t.toml:2:9: congestion.qdisc: \"fq_codl\" is not one of: fq, fq_codel, pfifo_fast, cake, sfq, fq_pie, pfifo, noqueue (did you mean \"fq_codel\"?)"
+        );
+        assert_eq!(
+            err("[congestion]\nif-unavailable = \"skipp\"\n"),
+            "t.toml:2:18: congestion.if-unavailable: \"skipp\" is not one of: skip, refuse (did you mean \"skip\"?)"
         );
         assert_eq!(
             err("[limits]\nnofile = \"many\"\n"),

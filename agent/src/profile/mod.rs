@@ -1,5 +1,6 @@
 //! Profiles: the TOML format, the key catalogue, includes, conditions and host facts.
 
+pub mod avail;
 pub mod catalogue;
 pub mod error;
 pub mod facts;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::catalogue::{self, Scope};
 use super::error::{ProfileError, ProfileErrors};
 use super::facts::Facts;
-use super::format::{self, At, Buckets, ConntrackMax, ProfileFile, Setting};
+use super::format::{self, At, Buckets, ConntrackMax, IfUnavailable, ProfileFile, Setting};
 use super::suggest;
 use super::value::{Rel, Want};
 
@@ -177,6 +177,12 @@ pub struct Entry {
     pub why: String,
     /// False for `[unchecked]` keys.
     pub checked: bool,
+    /// Why the kernel cannot provide the value (a qdisc or congestion control that is
+    /// neither built in nor a module), from the host facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+    /// What the plan does then (`[congestion] if-unavailable`).
+    pub if_unavailable: IfUnavailable,
 }
 
 /// A profile after includes, conditions and derived settings.
@@ -196,6 +202,7 @@ struct Acc {
     buckets: Option<(Buckets, String)>,
     nofile: Option<(i64, String)>,
     services: Option<(Vec<String>, String)>,
+    if_unavailable: Option<IfUnavailable>,
     chain: Vec<String>,
 }
 
@@ -215,6 +222,8 @@ fn sysctl_entry(s: &Setting, file: &str, checked: bool) -> Entry {
             .map(|i| i.description.to_string())
             .unwrap_or_else(|| "unchecked key".into()),
         checked,
+        unavailable: None,
+        if_unavailable: IfUnavailable::default(),
     }
 }
 
@@ -228,6 +237,8 @@ fn derived(key: &str, want: Want, origin: String, why: &str) -> Entry {
         origin,
         why: why.to_string(),
         checked: true,
+        unavailable: None,
+        if_unavailable: IfUnavailable::default(),
     }
 }
 
@@ -381,6 +392,9 @@ impl Resolver<'_> {
         if let Some(s) = &f.services {
             acc.services = Some((s.value.clone(), origin(file_name, s.pos)));
         }
+        if let Some(p) = &f.if_unavailable {
+            acc.if_unavailable = Some(p.value);
+        }
         for w in &f.when {
             if w.conditions.iter().all(|c| c.value.holds(self.facts)) {
                 for s in &w.sysctl {
@@ -395,8 +409,16 @@ impl Resolver<'_> {
 }
 
 /// Entries derived once the merge is complete: conntrack buckets (which may follow the merged
-/// max) and the file-descriptor limits.
-fn finish(acc: &mut Acc) {
+/// max) and the file-descriptor limits; and whether the kernel can provide the qdisc and
+/// congestion control asked for.
+fn finish(acc: &mut Acc, facts: &Facts) {
+    let policy = acc.if_unavailable.unwrap_or_default();
+    for e in acc.entries.values_mut() {
+        if let (Target::Sysctl(key), Want::Text(value)) = (&e.target, &e.want) {
+            e.unavailable = facts.avail.missing(key, value);
+            e.if_unavailable = policy;
+        }
+    }
     if let Some((b, org)) = acc.buckets.take() {
         let rel = match b {
             Buckets::Value(r) => Some(r),
@@ -416,6 +438,8 @@ fn finish(acc: &mut Acc) {
                 why: "[conntrack] buckets: hash table size; at least max keeps lookups short"
                     .into(),
                 checked: true,
+                unavailable: None,
+                if_unavailable: IfUnavailable::default(),
             };
             acc.entries.insert(e.target.clone(), e);
         }
@@ -440,6 +464,8 @@ fn finish(acc: &mut Acc) {
             origin: org.clone(),
             why: why.to_string(),
             checked: true,
+            unavailable: None,
+            if_unavailable: IfUnavailable::default(),
         };
         put(file(
             "/etc/systemd/system.conf.d/60-nodetune-nofile.conf".into(),
@@ -559,7 +585,7 @@ fn resolve_source(
     if !r.errors.is_empty() {
         return Err(ProfileErrors(r.errors));
     }
-    finish(&mut acc);
+    finish(&mut acc, facts);
     Ok(Effective {
         name: src.name,
         summary: file.and_then(|f| f.summary),
@@ -579,6 +605,7 @@ mod tests {
             memory_bytes: 16 << 30,
             cpus: 8,
             virtualized: false,
+            avail: Default::default(),
         }
     }
 

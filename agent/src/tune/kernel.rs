@@ -129,7 +129,11 @@ impl Kernel {
                     .open(&path)
                     .map_err(|e| describe_write_error(&path, e))?;
                 f.write_all(format!("{value}\n").as_bytes())
-                    .map_err(|e| describe_write_error(&path, e))
+                    .map_err(|e| match e.raw_os_error() {
+                        // The key exists (it opened): the kernel found nothing by that name.
+                        Some(libc::ENOENT) => missing_name(target, &path, value, e),
+                        _ => describe_write_error(&path, e),
+                    })
             }
         }
     }
@@ -143,6 +147,21 @@ impl Kernel {
             Err(e) => Err(anyhow::anyhow!("removing {}: {e}", path.display())),
         }
     }
+}
+
+/// A write refused with ENOENT by a key that exists: the value names something the kernel
+/// does not have (a qdisc or congestion control neither built in nor loadable).
+fn missing_name(target: &Target, path: &Path, value: &str, e: std::io::Error) -> anyhow::Error {
+    let what = match target {
+        Target::Sysctl(k) if k == "net.core.default_qdisc" => {
+            format!("this kernel has no qdisc {value:?}: it is not built in and no module sch_{value} could be loaded")
+        }
+        Target::Sysctl(k) if k == "net.ipv4.tcp_congestion_control" => format!(
+            "this kernel has no congestion control {value:?}: it is not built in and no module tcp_{value} could be loaded"
+        ),
+        _ => format!("the kernel has nothing named {value:?} for this key"),
+    };
+    anyhow::anyhow!("writing {}: {what}: {e}", path.display())
 }
 
 fn describe_write_error(path: &Path, e: std::io::Error) -> anyhow::Error {
@@ -257,6 +276,16 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("does not exist"));
+        let e = missing_name(
+            &Target::Sysctl("net.core.default_qdisc".into()),
+            Path::new("/proc/sys/net/core/default_qdisc"),
+            "fq",
+            std::io::Error::from_raw_os_error(libc::ENOENT),
+        );
+        assert_eq!(
+            e.to_string(),
+            "writing /proc/sys/net/core/default_qdisc: this kernel has no qdisc \"fq\": it is not built in and no module sch_fq could be loaded: No such file or directory (os error 2)"
+        );
         let f = Target::File("/etc/a/b.conf".into());
         assert_eq!(k.read(&f).unwrap(), Current::Missing);
         k.write(&f, "x=1\n").unwrap();

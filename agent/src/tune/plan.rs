@@ -7,6 +7,7 @@ use super::conflicts::{self, Conflict};
 use super::kernel::{Current, Kernel};
 use super::netns::Netns;
 use crate::profile::catalogue::Scope;
+use crate::profile::format::IfUnavailable;
 use crate::profile::value::normalize;
 use crate::profile::{Effective, Target, Want};
 
@@ -193,7 +194,10 @@ pub fn plan(eff: &Effective, kernel: &Kernel, netns: &Netns) -> Plan {
             }
         }
         if item.action == Action::Change {
-            check_congestion(&mut item, kernel, netns);
+            match &e.unavailable {
+                Some(why) => unavailable(&mut item, why.clone(), e.if_unavailable),
+                None => check_congestion(&mut item, kernel, netns, e.if_unavailable),
+            }
         }
         items.push(item);
     }
@@ -218,9 +222,28 @@ pub fn plan(eff: &Effective, kernel: &Kernel, netns: &Netns) -> Plan {
     }
 }
 
+/// The kernel cannot provide the value: skip the key (with the reason) or refuse the profile,
+/// as `[congestion] if-unavailable` says.
+fn unavailable(item: &mut Item, why: String, policy: IfUnavailable) {
+    item.desired = None;
+    match policy {
+        IfUnavailable::Skip => {
+            item.action = Action::Unsupported;
+            item.note = format!("{why}; skipped ([congestion] if-unavailable = \"skip\")");
+        }
+        IfUnavailable::Refuse => {
+            item.action = Action::Error;
+            item.note = format!(
+                "{why}; the profile refuses to apply without it ([congestion] if-unavailable = \"refuse\")"
+            );
+        }
+    }
+}
+
 /// A congestion-control algorithm must be available before it can be selected; a missing
-/// one is loaded as module tcp_NAME on the host.
-fn check_congestion(item: &mut Item, kernel: &Kernel, netns: &Netns) {
+/// one is loaded as module tcp_NAME on the host. A child namespace may only choose one the
+/// host allows (net.ipv4.tcp_allowed_congestion_control), and cannot load modules.
+fn check_congestion(item: &mut Item, kernel: &Kernel, netns: &Netns, policy: IfUnavailable) {
     let Target::Sysctl(key) = &item.target else {
         return;
     };
@@ -236,6 +259,25 @@ fn check_congestion(item: &mut Item, kernel: &Kernel, netns: &Netns) {
         _ => String::new(),
     };
     if list.split_whitespace().any(|a| a == alg) {
+        if netns.is_host {
+            return;
+        }
+        let allowed = Target::Sysctl("net.ipv4.tcp_allowed_congestion_control".into());
+        let allowed = match kernel.read(&allowed) {
+            Ok(Current::Value(v)) => v,
+            _ => return,
+        };
+        if !allowed.split_whitespace().any(|a| a == alg) {
+            unavailable(
+                item,
+                format!(
+                    "{alg} is available but not allowed in a child network namespace \
+                     (net.ipv4.tcp_allowed_congestion_control = {}, set on the host)",
+                    normalize(&allowed)
+                ),
+                policy,
+            );
+        }
         return;
     }
     if netns.is_host {
@@ -245,10 +287,135 @@ fn check_congestion(item: &mut Item, kernel: &Kernel, netns: &Netns) {
             normalize(&list)
         );
     } else {
-        item.action = Action::Error;
-        item.note = format!(
-            "{alg} is not available ({}); modules load host-wide, so run `modprobe tcp_{alg}` on the host first",
-            normalize(&list)
+        unavailable(
+            item,
+            format!(
+                "{alg} is not available ({}); modules load host-wide, so run `modprobe tcp_{alg}` on the host first",
+                normalize(&list)
+            ),
+            policy,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::avail::Avail;
+    use crate::profile::{resolve_text, Facts, Library};
+
+    /// A host whose kernel configuration lacks fq (as on the development VM), with a fake
+    /// sysctl tree.
+    fn host() -> (tempfile::TempDir, Kernel, Facts) {
+        let d = tempfile::tempdir().unwrap();
+        let w = |rel: &str, v: &str| {
+            let p = d.path().join("sys").join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, v).unwrap();
+        };
+        w("net/core/default_qdisc", "pfifo_fast\n");
+        w("net/core/somaxconn", "4096\n");
+        w("net/ipv4/tcp_congestion_control", "bbr\n");
+        w(
+            "net/ipv4/tcp_available_congestion_control",
+            "reno bbr cubic\n",
+        );
+        w("net/ipv4/tcp_allowed_congestion_control", "reno bbr\n");
+        let kernel = Kernel {
+            sysctl_root: d.path().join("sys"),
+            sysfs: d.path().join("sysfs"),
+            root: d.path().join("root"),
+        };
+        let avail = Avail {
+            config: Some((
+                "/proc/config.gz".into(),
+                crate::profile::avail::parse_config(
+                    "CONFIG_NET_SCH_HTB=y\n# CONFIG_NET_SCH_FQ is not set\n",
+                ),
+            )),
+            congestion: Some(vec!["reno".into(), "bbr".into(), "cubic".into()]),
+            ..Avail::default()
+        };
+        let facts = Facts {
+            kernel: "6.18.0".into(),
+            memory_bytes: 1 << 30,
+            cpus: 2,
+            virtualized: true,
+            avail,
+        };
+        (d, kernel, facts)
+    }
+
+    fn plan_of(text: &str, kernel: &Kernel, facts: &Facts, netns: &Netns) -> Plan {
+        let eff = resolve_text(&Library::new(vec![]), "t", text, facts).unwrap();
+        plan(&eff, kernel, netns)
+    }
+
+    fn item<'a>(p: &'a Plan, key: &str) -> &'a Item {
+        p.items
+            .iter()
+            .find(|i| i.target == Target::Sysctl(key.into()))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_missing_qdisc_is_skipped_by_default_and_refused_on_request() {
+        let (_d, kernel, facts) = host();
+        let base = "[sysctl]\n\"net.core.somaxconn\" = 65535\n[congestion]\nqdisc = \"fq\"\n";
+        let p = plan_of(base, &kernel, &facts, &Netns::host());
+        let q = item(&p, "net.core.default_qdisc");
+        assert_eq!(q.action, Action::Unsupported);
+        assert_eq!(
+            q.note,
+            "qdisc fq is not available on this kernel: CONFIG_NET_SCH_FQ is not set in /proc/config.gz; skipped ([congestion] if-unavailable = \"skip\")"
+        );
+        assert_eq!(item(&p, "net.core.somaxconn").action, Action::Change);
+
+        let refuse = format!("{base}if-unavailable = \"refuse\"\n");
+        let p = plan_of(&refuse, &kernel, &facts, &Netns::host());
+        let q = item(&p, "net.core.default_qdisc");
+        assert_eq!(q.action, Action::Error);
+        assert!(q.note.ends_with("the profile refuses to apply without it ([congestion] if-unavailable = \"refuse\")"), "{}", q.note);
+        // A qdisc the kernel has is a plain change.
+        let p = plan_of(
+            "[congestion]\nqdisc = \"pfifo\"\n",
+            &kernel,
+            &facts,
+            &Netns::host(),
+        );
+        assert_eq!(item(&p, "net.core.default_qdisc").action, Action::Change);
+    }
+
+    #[test]
+    fn a_child_namespace_may_only_choose_allowed_congestion_controls() {
+        let (_d, kernel, facts) = host();
+        let child = Netns {
+            label: "lab".into(),
+            is_host: false,
+        };
+        let p = plan_of(
+            "[congestion]\ncontrol = \"cubic\"\n",
+            &kernel,
+            &facts,
+            &child,
+        );
+        let c = item(&p, "net.ipv4.tcp_congestion_control");
+        assert_eq!(c.action, Action::Unsupported);
+        assert!(
+            c.note.starts_with("cubic is available but not allowed in a child network namespace (net.ipv4.tcp_allowed_congestion_control = reno bbr, set on the host)"),
+            "{}",
+            c.note
+        );
+        // The host itself may choose any available one.
+        let p = plan_of(
+            "[congestion]\ncontrol = \"cubic\"\n",
+            &kernel,
+            &facts,
+            &Netns::host(),
+        );
+        assert_eq!(
+            item(&p, "net.ipv4.tcp_congestion_control").action,
+            Action::Change
         );
     }
 }

@@ -20,11 +20,11 @@ pub struct Thresholds {
     pub interval: Duration,
     /// Alertmanager base URL (http://host:9093) to push alerts to; none by default.
     pub alertmanager_url: Option<String>,
-    /// How long a condition must hold before the alert fires.
-    #[serde(deserialize_with = "crate::base::duration::duration")]
+    /// How long a condition must hold before the alert fires ("0s": on the first tick).
+    #[serde(deserialize_with = "crate::base::duration::duration_or_zero")]
     pub for_duration: Duration,
-    /// How long a condition must be clear before a firing alert resolves.
-    #[serde(deserialize_with = "crate::base::duration::duration")]
+    /// How long a condition must be clear before a firing alert resolves ("0s": at once).
+    #[serde(deserialize_with = "crate::base::duration::duration_or_zero")]
     pub clear_duration: Duration,
     /// conntrack entries / max that fires ConntrackNearFull (clears 5 points lower).
     pub conntrack_ratio: f64,

@@ -453,6 +453,7 @@ mod tests {
             memory_bytes: 1 << 30,
             cpus: 2,
             virtualized: false,
+            avail: Default::default(),
         };
         let eff = resolve(&Library::new(vec![p.join("profiles")]), "t", &facts).unwrap();
         let kernel = Kernel {

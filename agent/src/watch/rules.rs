@@ -35,6 +35,9 @@ pub struct AlertDef {
     pub scope: Scope,
     /// The knob (profile key or action) that fixes it, in one line.
     pub knob: &'static str,
+    /// The profile keys that knob is made of (`recommend` looks for a profile that sets them;
+    /// `fs.nr_open` stands for `[limits] nofile`); empty where no key fixes it.
+    pub keys: &'static [&'static str],
     /// Runbook text: what to do when it fires.
     pub remedy: &'static str,
     pub conditions: &'static [Condition],
@@ -478,6 +481,7 @@ pub const CATALOGUE: &[AlertDef] = &[
         severity: "warning",
         scope: Scope::Host,
         knob: "the drifted key: `nodetune apply`, or enforce mode",
+        keys: &[],
         remedy: "a managed key differs from the profile: see who changed it (nodetune status, nodetune plan lists sysctl.d conflicts), then `nodetune apply` or update the profile",
         conditions: &[Condition {
             signal: "a managed key no longer satisfies the profile (and no other writer is fighting over it)",
@@ -499,6 +503,7 @@ pub const CATALOGUE: &[AlertDef] = &[
         severity: "critical",
         scope: Scope::Host,
         knob: "one owner per key: the sysctl.d line, kube-proxy --conntrack-max-per-core=0, bpftune, or the profile",
+        keys: &[],
         remedy: "another writer keeps resetting the key: remove the sysctl.d line, reconfigure kube-proxy (--conntrack-max-per-core=0) or bpftune, or drop the key from the profile",
         conditions: &[Condition {
             signal: "in enforce mode a key was changed back 3 times within 120 s after correction; corrections stop",
@@ -513,6 +518,7 @@ pub const CATALOGUE: &[AlertDef] = &[
         severity: "critical",
         scope: Scope::Host,
         knob: "cooling, power capping, workload placement",
+        keys: &[],
         remedy: "CPUs or sensors are at their thermal limit: check cooling and fans, power capping, and workload placement",
         conditions: &[
             Condition {
@@ -558,6 +564,7 @@ pub const CATALOGUE: &[AlertDef] = &[
         severity: "warning",
         scope: Scope::Host,
         knob: "net.core.somaxconn (profile [sysctl]) and the application's listen() backlog",
+        keys: &["net.core.somaxconn"],
         remedy: "accept queues overflow: raise net.core.somaxconn (profile [sysctl]) and the application's listen() backlog, or add workers",
         conditions: &[
             Condition {
@@ -580,8 +587,9 @@ pub const CATALOGUE: &[AlertDef] = &[
         name: "SynBacklogPressure",
         severity: "warning",
         scope: Scope::Host,
-        knob: "net.ipv4.tcp_max_syn_backlog (and net.core.somaxconn)",
-        remedy: "SYN queue full or SYN cookies sent: raise net.ipv4.tcp_max_syn_backlog (and somaxconn); keep tcp_syncookies = 1",
+        knob: "net.core.somaxconn and the listen() backlog (they cap the SYN queue while tcp_syncookies = 1); net.ipv4.tcp_max_syn_backlog only without cookies",
+        keys: &["net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog"],
+        remedy: "SYN queue full or SYN cookies sent: raise net.core.somaxconn and the application's listen() backlog, which cap the SYN queue while tcp_syncookies = 1 (keep it); net.ipv4.tcp_max_syn_backlog is the limit only with tcp_syncookies = 0",
         conditions: &[Condition {
             signal: "TcpExt SyncookiesSent or TCPReqQFullDrop rising",
             labels: &[],
@@ -595,6 +603,7 @@ pub const CATALOGUE: &[AlertDef] = &[
         severity: "critical",
         scope: Scope::Host,
         knob: "[conntrack] max (with buckets = \">=max\")",
+        keys: &["net.netfilter.nf_conntrack_max"],
         remedy: "the conntrack table is nearly full or dropping: raise [conntrack] max (and buckets = \">=max\")",
         conditions: &[
             Condition {
@@ -625,6 +634,7 @@ pub const CATALOGUE: &[AlertDef] = &[
         severity: "warning",
         scope: Scope::Host,
         knob: "net.ipv4.ip_local_port_range, net.ipv4.tcp_tw_reuse = 1",
+        keys: &["net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse"],
         remedy: "outbound connections approach the ephemeral port range: widen net.ipv4.ip_local_port_range, set net.ipv4.tcp_tw_reuse = 1, reuse connections",
         conditions: &[Condition {
             signal: "TCP sockets (in use + TIME_WAIT) / the size of ip_local_port_range at ports-ratio",
@@ -639,6 +649,7 @@ pub const CATALOGUE: &[AlertDef] = &[
         severity: "warning",
         scope: Scope::Host,
         knob: "[limits] nofile (fs.file-max, LimitNOFILE)",
+        keys: &["fs.file-max", "fs.nr_open"],
         remedy: "open files approach fs.file-max: raise [limits] nofile (fs.file-max, LimitNOFILE)",
         conditions: &[Condition {
             signal: "allocated file handles / fs.file-max at fd-ratio",
@@ -660,6 +671,7 @@ pub const CATALOGUE: &[AlertDef] = &[
         severity: "warning",
         scope: Scope::Host,
         knob: "net.ipv4.tcp_mem, or lower tcp_rmem/tcp_wmem maxima",
+        keys: &["net.ipv4.tcp_mem"],
         remedy: "TCP memory pressure: raise net.ipv4.tcp_mem, or lower tcp_rmem/tcp_wmem maxima",
         conditions: &[
             Condition {
@@ -683,6 +695,7 @@ pub const CATALOGUE: &[AlertDef] = &[
         severity: "warning",
         scope: Scope::Host,
         knob: "net.core.netdev_max_backlog, net.core.netdev_budget",
+        keys: &["net.core.netdev_max_backlog", "net.core.netdev_budget"],
         remedy: "packets dropped or squeezed in softirq processing: raise net.core.netdev_max_backlog and net.core.netdev_budget, spread IRQs (RPS/RSS)",
         conditions: &[
             Condition {
@@ -706,6 +719,7 @@ pub const CATALOGUE: &[AlertDef] = &[
         severity: "warning",
         scope: Scope::Host,
         knob: "the link (cable, optics, duplex) and ring sizes (ethtool -G)",
+        keys: &[],
         remedy: "NIC errors or drops: check the link (cable, optics, duplex) and raise ring sizes (ethtool -G)",
         conditions: &[
             Condition {
@@ -729,6 +743,7 @@ pub const CATALOGUE: &[AlertDef] = &[
         severity: "warning",
         scope: Scope::Fleet,
         knob: "systemctl status nodetune; journalctl -u nodetune",
+        keys: &[],
         remedy: "Prometheus cannot scrape nodetune: check the service (systemctl status nodetune; journalctl -u nodetune) and the network path",
         conditions: &[Condition {
             signal: "the nodetune target is down",
@@ -743,6 +758,7 @@ pub const CATALOGUE: &[AlertDef] = &[
         severity: "warning",
         scope: Scope::Fleet,
         knob: "/etc/nodetune/nodetune.toml or the profile; then systemctl reload nodetune",
+        keys: &[],
         remedy: "nodetune rejected its new configuration and runs the old one: nodetune status shows why; fix the file, then systemctl reload nodetune",
         conditions: &[Condition {
             signal: "the last configuration reload failed",
@@ -757,6 +773,7 @@ pub const CATALOGUE: &[AlertDef] = &[
         severity: "critical",
         scope: Scope::Fleet,
         knob: "the fleet-wide writer (config management, image, orchestrator), or the profile",
+        keys: &[],
         remedy: "a fleet-wide writer (config management, image, orchestrator) changed the key on many hosts: fix that source or the profile",
         conditions: &[Condition {
             signal: "a key drifted on more than 10 % of the hosts that manage it",
@@ -973,6 +990,7 @@ mod tests {
                 port: 8080,
                 queued,
                 backlog: 100,
+                inode: 0,
             }]),
             ..Default::default()
         }

@@ -94,11 +94,13 @@ mod tests {
                     port: 80,
                     queued: 3,
                     backlog: 4,
+                    inode: 0,
                 },
                 listen_queue::Listener {
                     port: 81,
                     queued: 9,
                     backlog: 0,
+                    inode: 0,
                 },
             ]),
             limits: Limits {
