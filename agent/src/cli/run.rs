@@ -167,6 +167,7 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
         d.set_listen_address(&listen);
     }
     rt.block_on(async move {
+        let signals = daemon::run::Signals::install()?;
         // The first attempt comes before READY=1, so a free address is bound by then.
         let first = daemon::web::attempt(&listen, &daemon).await;
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -177,7 +178,7 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
             daemon.clone(),
             stopped,
         ));
-        let result = daemon::run::run(daemon, sampler).await;
+        let result = daemon::run::run(daemon, sampler, signals).await;
         // Stop accepting; requests in flight are answered before the process exits.
         let _ = stop.send(true);
         let _ = server.await;

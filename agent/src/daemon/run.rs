@@ -44,11 +44,36 @@ fn release_startup_code() {
     }
 }
 
+/// The signals the loop answers. Installed before anything tells the outside world the daemon
+/// is up (the status file, the bound port): a SIGHUP's default action would kill it.
+pub struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers; call inside the runtime.
+    pub fn install() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            hup: signal(SignalKind::hangup()).context("installing SIGHUP handler")?,
+            term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+        })
+    }
+}
+
 /// Runs until SIGTERM or SIGINT. Call once the endpoint is listening: READY=1 is sent first.
-pub async fn run(daemon: Arc<Mutex<Daemon>>, sampler: Sampler) -> anyhow::Result<()> {
-    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+pub async fn run(
+    daemon: Arc<Mutex<Daemon>>,
+    sampler: Sampler,
+    signals: Signals,
+) -> anyhow::Result<()> {
+    let Signals {
+        mut hup,
+        mut term,
+        mut int,
+    } = signals;
     let (mut drift_every, mut alert_every) = {
         let d = lock(&daemon);
         (d.config().drift_interval, d.config().alerts.interval)
