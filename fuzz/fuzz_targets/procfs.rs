@@ -152,7 +152,6 @@ const COLLECTORS: &[&str] = &[
     "pressure",
     "rapl",
     "os",
-    "pressure",
     "schedstat",
     "sockstat",
     "softnet",
