@@ -832,7 +832,7 @@ mod tests {
         };
         assert!(why.contains("tests/install-peers"), "{why}");
         assert!(
-            why.ends_with("NODETUNE_TEST_SKIP set to one of: prometheus-alertmanager"),
+            why.ends_with("NODETUNE_TEST_SKIP to one of: prometheus-alertmanager"),
             "{why}"
         );
         let Peer::Missing(why) = peer(false, "root with ip, sysctl and /dev/fuse", false, "")
