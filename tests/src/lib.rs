@@ -1,5 +1,6 @@
 //! Helpers for the end-to-end suite: locate (and build once) the nodetune binary, and decide
-//! whether a privileged test may run.
+//! whether a test whose peer is missing fails or, when the contributor said so, is skipped
+//! ([`require`]).
 
 pub mod beside;
 
@@ -48,17 +49,114 @@ pub fn in_ci() -> bool {
     std::env::var("CI").map(|v| v == "true").unwrap_or(false)
 }
 
-/// Returns `true` when the test can go on. Without `ok` (root, a tool), outside CI the test
-/// prints why and skips; in CI it panics, because privileged tests must never skip there.
-pub fn require(ok: bool, what: &str) -> bool {
+/// The variable that lists the test peers a contributor chose to go without.
+pub const SKIP_VAR: &str = "NODETUNE_TEST_SKIP";
+
+/// The words of a peer's description (`"FUSE (root, /dev/fuse)"` → `fuse`, `root`, `dev`,
+/// `fuse`): a name in [`SKIP_VAR`] skips the test when it is one of them.
+fn peer_words(what: &str) -> Vec<String> {
+    what.split(|c: char| c.is_whitespace() || ",;:()[]/".contains(c))
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+/// The words worth suggesting for [`SKIP_VAR`]: those outside parentheses (which explain),
+/// less the prose around the peers' names.
+fn peer_names(what: &str) -> Vec<String> {
+    const PROSE: &[&str] = &["a", "and", "dev", "for", "of", "or", "the", "with"];
+    let mut outside = String::new();
+    let mut depth = 0usize;
+    for c in what.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => outside.push(c),
+            _ => {}
+        }
+    }
+    let mut names: Vec<String> = Vec::new();
+    for w in peer_words(&outside) {
+        if !PROSE.contains(&w.as_str()) && !names.contains(&w) {
+            names.push(w);
+        }
+    }
+    names
+}
+
+/// Whether `skip` (the value of [`SKIP_VAR`], comma-separated names) names the peer `what`.
+fn skip_names(skip: &str, what: &str) -> bool {
+    let words = peer_words(what);
+    skip.split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .any(|n| !n.is_empty() && words.contains(&n))
+}
+
+/// What [`require`] does about a peer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Peer {
+    /// Here: the test goes on.
+    Present,
+    /// Missing, and the contributor said to go without it: the test returns early, saying so.
+    Skipped(String),
+    /// Missing: the test fails with this message.
+    Missing(String),
+}
+
+/// The decision behind [`require`], given whether CI is on and the value of [`SKIP_VAR`].
+pub fn peer(ok: bool, what: &str, ci: bool, skip: &str) -> Peer {
     if ok {
-        return true;
+        return Peer::Present;
     }
-    if in_ci() {
-        panic!("CI=true but {what} is not available: install it in .ci/run");
+    if ci {
+        return Peer::Missing(format!(
+            "CI=true and this test needs {what}, which is not here: tests/install-peers must \
+             install it ({SKIP_VAR} is ignored under CI)"
+        ));
     }
-    eprintln!("skipping: {what} is not available (this test runs in CI)");
-    false
+    if skip_names(skip, what) {
+        return Peer::Skipped(format!(
+            "skipped: this test needs {what}, which is not here, and {SKIP_VAR}={skip} names it"
+        ));
+    }
+    Peer::Missing(format!(
+        "this test needs {what}, which is not here. `tests/install-peers` (as root, Debian) \
+         installs every peer the suite uses; to leave out the tests that need this one, set \
+         {SKIP_VAR} to one of: {}",
+        peer_names(what).join(", ")
+    ))
+}
+
+/// Returns `true` when the test can go on: `ok` says whether its peer (root, a tool, a
+/// package, a kernel feature) is here. A missing peer fails the test with what to install
+/// (`tests/install-peers` installs every peer), so that a test that did not run is never
+/// reported as passed. A contributor who goes without a peer on purpose names it in
+/// `NODETUNE_TEST_SKIP` (comma-separated; any word of `what`, e.g. `root`, `wrk`,
+/// `prometheus-alertmanager`): the test then prints why and returns early. Under `CI=true`
+/// the variable is ignored: every peer must be there.
+pub fn require(ok: bool, what: &str) -> bool {
+    let skip = std::env::var(SKIP_VAR).unwrap_or_default();
+    match peer(ok, what, in_ci(), &skip) {
+        Peer::Present => true,
+        Peer::Skipped(why) => {
+            eprintln!("{why}");
+            false
+        }
+        Peer::Missing(why) => panic!("{why}"),
+    }
+}
+
+/// [`require`] for a program on PATH, named with the package that provides it.
+pub fn require_tool(tool: &str, package: &str) -> bool {
+    require(have_tool(tool), &format!("{tool} (from {package})"))
+}
+
+/// [`require`] for running as root (namespaces, mounts, real kernel writes).
+pub fn require_root() -> bool {
+    require(
+        is_root(),
+        "root (the test makes namespaces or mounts, or writes kernel state)",
+    )
 }
 
 /// True when running as root.
@@ -784,4 +882,63 @@ pub fn threads(pid: u32) -> Option<usize> {
         .trim()
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{peer, Peer};
+
+    const AM: &str = "prometheus-alertmanager (Debian package prometheus-alertmanager)";
+
+    #[test]
+    fn a_missing_peer_fails_and_names_the_fix() {
+        let Peer::Missing(why) = peer(false, AM, false, "") else {
+            panic!("a missing peer must fail the test")
+        };
+        assert!(why.contains("tests/install-peers"), "{why}");
+        assert!(
+            why.ends_with("NODETUNE_TEST_SKIP to one of: prometheus-alertmanager"),
+            "{why}"
+        );
+        let Peer::Missing(why) = peer(false, "root with ip, sysctl and /dev/fuse", false, "")
+        else {
+            panic!("a missing peer must fail the test")
+        };
+        assert!(why.ends_with("one of: root, ip, sysctl, fuse"), "{why}");
+        let Peer::Missing(why) = peer(false, "FUSE (root, /dev/fuse, python3-fusepy)", false, "")
+        else {
+            panic!("a missing peer must fail the test")
+        };
+        assert!(why.ends_with("one of: fuse"), "{why}");
+        // Names that are not words of the description do not skip it.
+        for skip in ["alertmanager", "prometheus", "wrk,root", " , "] {
+            assert!(
+                matches!(peer(false, AM, false, skip), Peer::Missing(_)),
+                "{skip}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_named_peer_is_skipped_outside_ci_only() {
+        for skip in [
+            "prometheus-alertmanager",
+            "wrk, Prometheus-Alertmanager",
+            "debian",
+        ] {
+            assert!(
+                matches!(peer(false, AM, false, skip), Peer::Skipped(_)),
+                "{skip}"
+            );
+        }
+        let Peer::Missing(why) = peer(false, AM, true, "prometheus-alertmanager") else {
+            panic!("CI ignores NODETUNE_TEST_SKIP")
+        };
+        assert!(why.starts_with("CI=true"), "{why}");
+        assert_eq!(peer(true, AM, true, ""), Peer::Present);
+        assert_eq!(
+            peer(true, AM, false, "prometheus-alertmanager"),
+            Peer::Present
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! a hung collector (a named pipe in the textfile directory), and a real Prometheus scraping it.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nodetune_e2e::{have_tool, http_get, require, wait_until, Daemon, FakeHost};
 
@@ -56,15 +56,22 @@ fn body(addr: &str, path: &str, headers: &[&str]) -> (u16, String, String) {
 #[test]
 fn negotiation_gzip_filters_and_hung_collector() {
     let s = start(&[]);
-    // A hung collector costs at most its timeout, once; later scrapes skip it at once.
+    // A hung collector costs at most its timeout; once its read has been stuck for longer than
+    // that, scrapes skip it at once. The daemon's own account says which (no clock here): the
+    // textfile collector took the 400 ms timeout, or 0 (skipped), which it is by the third.
     for round in 0..3 {
-        let t = Instant::now();
         let (code, head, text) = body(&s.addr, "/metrics", &[]);
-        let took = t.elapsed();
         assert_eq!(code, 200);
+        let took: f64 = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("node_scrape_collector_duration_seconds{collector=\"textfile\"} ")
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no textfile duration:\n{text}"));
         assert!(
-            took < Duration::from_millis(1500),
-            "scrape {round} took {took:?}"
+            took == 0.0 && round > 0 || took >= 0.4 && round < 2,
+            "scrape {round}: textfile took {took} s"
         );
         assert!(
             head.to_lowercase()
@@ -235,7 +242,6 @@ fn sigterm_answers_requests_in_flight_then_exits() {
         pending,
         "the scrape answered before the stuck collector's timeout"
     );
-    let t = Instant::now();
     s.d.signal(15);
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut resp = Vec::new();
@@ -243,12 +249,12 @@ fn sigterm_answers_requests_in_flight_then_exits() {
     let resp = String::from_utf8_lossy(&resp);
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.contains("node_load1 1.5"));
+    // The process then exits by itself (the 60 s only keeps a hang from stalling the suite).
     let Setup { mut d, .. } = s;
+    assert!(
+        wait_until(60, || matches!(d.child.try_wait(), Ok(Some(_)))),
+        "still running 60 s after SIGTERM"
+    );
     let code = d.child.wait().unwrap().code();
     assert_eq!(code, Some(0));
-    assert!(
-        t.elapsed() < Duration::from_secs(8),
-        "shutdown took {:?}",
-        t.elapsed()
-    );
 }

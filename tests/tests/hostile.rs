@@ -1,12 +1,19 @@
 //! Slow and hostile clients, and load, against `nodetune run` on loopback: thousands of idle
 //! connections, slow-header senders, clients that never read, oversized heads and URIs, and
 //! wrk at 20/200/1000 connections. Scrapes must still be served, descriptors and memory must
-//! stay bounded, and the drift loop must keep its interval.
+//! stay bounded, and the drift loop must keep running.
+//!
+//! No wall-clock thresholds (the suite runs beside other tests on busy machines): what is
+//! asserted is progress and order. Scrapes during a flood are served while a keep-alive
+//! connection opened before the flood is still open, so by eviction and before the daemon's
+//! 30 s idle timeout could have freed a place; a kernel value changed under load is reported
+//! as drifted, and then as back in sync, while wrk is still running. Speed under load is
+//! measured by `tests/bench/stress-load` (docs/reliability.md).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nodetune_e2e::{have_tool, http_get, require, wait_until, Daemon, FakeHost};
@@ -57,7 +64,7 @@ struct Setup {
     d: Daemon,
     addr: String,
     pid: u32,
-    _host: FakeHost,
+    host: FakeHost,
 }
 
 /// A daemon on a stand-in host reading the host-a fixture.
@@ -79,42 +86,71 @@ fn start(extra: &[&str]) -> Setup {
     let d = host.daemon(&args, &[]);
     let addr = d.addr();
     let pid = d.child.id();
-    Setup {
-        d,
-        addr,
-        pid,
-        _host: host,
-    }
+    Setup { d, addr, pid, host }
 }
 
-/// One scrape that must succeed quickly.
+/// One scrape that must succeed.
 fn scrape_ok(addr: &str, what: &str) {
-    let t = Instant::now();
-    let r = http_get(addr, "/metrics?collect[]=loadavg", &[]);
-    let took = t.elapsed();
-    let code = r.as_ref().map(|r| r.0);
+    let code = http_get(addr, "/metrics?collect[]=loadavg", &[]).map(|r| r.0);
     assert_eq!(code, Some(200), "{what}: scrape answered {code:?}");
-    assert!(
-        took < Duration::from_secs(2),
-        "{what}: scrape took {took:?}"
-    );
 }
 
 /// A scrape during a connection flood: its connection competes with the flood's for the
 /// last free places, and one that is dropped before its request arrives (the client was not
 /// scheduled between connect and send) is retried, as Prometheus retries at the next
-/// interval. It must succeed within 2 s.
+/// interval. Any answer but 200 fails; [`Sentinel::still_open`] afterwards shows it was
+/// served before an idle timeout could have made room.
 fn scrape_during_flood(addr: &str, what: &str) {
-    let t = Instant::now();
-    loop {
-        let code = http_get(addr, "/metrics?collect[]=loadavg", &[]).map(|r| r.0);
-        if code == Some(200) {
-            return;
+    for _ in 0..1000 {
+        match http_get(addr, "/metrics?collect[]=loadavg", &[]).map(|r| r.0) {
+            Some(200) => return,
+            None => continue,
+            code => panic!("{what}: scrape answered {code:?}"),
         }
+    }
+    panic!("{what}: 1000 connections in a row dropped before their request was read");
+}
+
+/// A keep-alive connection that has sent a request, idle in between: the daemon closes it
+/// only after 30 s of idleness (or to make room when nothing else can go, and a flood's
+/// connections that never sent a byte always go first). While it answers, no idle timeout
+/// has fired since its last request.
+struct Sentinel(TcpStream);
+
+impl Sentinel {
+    fn open(addr: &str) -> Sentinel {
+        let s = Sentinel(TcpStream::connect(addr).expect("connect"));
+        s.0.set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("read timeout");
+        assert!(s.ask(), "the sentinel's first request was not answered");
+        s
+    }
+
+    /// A HEAD request on the connection; true when it answered 200 (the head ends the
+    /// answer, so the connection stays open for the next).
+    fn ask(&self) -> bool {
+        let mut c = &self.0;
+        if c.write_all(b"HEAD /metrics?collect[]=loadavg HTTP/1.1\r\nHost: t\r\n\r\n")
+            .is_err()
+        {
+            return false;
+        }
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match c.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => return false,
+            }
+        }
+        head.starts_with(b"HTTP/1.1 200")
+    }
+
+    fn still_open(&self, what: &str) {
         assert!(
-            code.is_none() && t.elapsed() < Duration::from_secs(2),
-            "{what}: scrape answered {code:?} after {:?}",
-            t.elapsed()
+            self.ask(),
+            "{what}: the keep-alive connection opened before the flood was closed: the scrape \
+             was not served before an idle timeout"
         );
     }
 }
@@ -160,6 +196,7 @@ fn idle_flood_and_slow_headers_leave_scrapes_served() {
             }
         }
     };
+    let sentinel = Sentinel::open(&s.addr);
     // 2000 idle connections that never send a byte.
     let mut idle: Vec<TcpStream> = Vec::new();
     let mut max_fds = 0;
@@ -178,13 +215,17 @@ fn idle_flood_and_slow_headers_leave_scrapes_served() {
             .filter_map(|_| TcpStream::connect(&flood_addr).ok())
             .collect::<Vec<_>>()
     });
+    sentinel.still_open("the first flood");
     for i in 0..10 {
         drip(&mut slow);
-        scrape_during_flood(&s.addr, &format!("scrape {i} during the flood"));
+        let what = format!("scrape {i} during the flood");
+        scrape_during_flood(&s.addr, &what);
+        sentinel.still_open(&what);
         max_fds = max_fds.max(fds(s.pid));
     }
     let more = flood.join().unwrap();
     scrape_ok(&s.addr, "after the second flood");
+    sentinel.still_open("after the second flood");
     max_fds = max_fds.max(fds(s.pid));
     let rss = status_kb(s.pid, "VmRSS");
     let hwm = status_kb(s.pid, "VmHWM");
@@ -198,7 +239,7 @@ fn idle_flood_and_slow_headers_leave_scrapes_served() {
         "descriptors reached {max_fds} (base {base_fds}, cap {CAP})"
     );
     assert!(hwm < 64 * 1024, "VmHWM {hwm} kB");
-    drop((idle, more, slow));
+    drop((idle, more, slow, sentinel));
     let (code, err) = s.d.stop();
     assert_eq!(code, 0, "{err}");
 }
@@ -241,9 +282,10 @@ fn oversized_heads_and_slow_readers() {
         })
         .collect();
     // Their scrapes may take every --web.max-requests slot for a moment (503, as configured);
-    // a scrape must get through soon, and then every one.
+    // a scrape must get through (60 s only bounds the wait: this is not a speed check), and
+    // then every one.
     assert!(
-        wait_until(20, || http_get(&s.addr, "/metrics?collect[]=loadavg", &[])
+        wait_until(60, || http_get(&s.addr, "/metrics?collect[]=loadavg", &[])
             .is_some_and(|r| r.0 == 200)),
         "no scrape served beside the slow readers"
     );
@@ -285,17 +327,25 @@ struct WrkRun {
     requests: u64,
 }
 
-fn wrk(addr: &str, conns: usize, secs: u32) -> WrkRun {
+/// Starts `wrk -t2 -cCONNS -dSECSs` against /metrics, counting responses by status.
+fn wrk_start(addr: &str, conns: usize, secs: u32) -> std::process::Child {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/wrk-status.lua");
-    let out = Command::new("wrk")
+    Command::new("wrk")
         .arg("-t2")
         .arg(format!("-c{conns}"))
         .arg(format!("-d{secs}s"))
         .arg("-s")
         .arg(&script)
         .arg(format!("http://{addr}/metrics"))
-        .output()
-        .expect("run wrk");
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wrk")
+}
+
+/// wrk's report, once it has finished.
+fn wrk_report(child: std::process::Child) -> WrkRun {
+    let out = child.wait_with_output().expect("wait for wrk");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -326,6 +376,36 @@ fn wrk(addr: &str, conns: usize, secs: u32) -> WrkRun {
     }
 }
 
+/// Waits until the daemon's log holds `line` `n` times, failing if wrk ends first: the
+/// drift loop must see the change while the load is still on.
+fn logged_while_loaded(
+    d: &Daemon,
+    wrk: &mut std::process::Child,
+    line: &str,
+    n: usize,
+    what: &str,
+) {
+    loop {
+        if d.stderr().matches(line).count() >= n {
+            assert!(
+                matches!(wrk.try_wait(), Ok(None)),
+                "{what}: wrk ended before the drift loop reported {line:?}"
+            );
+            return;
+        }
+        if !matches!(wrk.try_wait(), Ok(None)) {
+            // One last look: the line may have come in just before wrk ended.
+            assert!(
+                d.stderr().matches(line).count() >= n,
+                "{what}: wrk ended and the drift loop had not reported {line:?}:\n{}",
+                d.stderr()
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn load_keeps_the_daemon_alive_bounded_and_on_time() {
     if !require(have_tool("wrk"), "wrk (Debian package)") {
@@ -339,10 +419,32 @@ fn load_keeps_the_daemon_alive_bounded_and_on_time() {
     // Audit mode: every drift tick re-reads the profile's keys in the stand-in sysctl tree.
     let interval = 0.1;
     let mut s = start(&["--mode=audit", "--drift-interval=100ms"]);
-    for conns in [20, 200, 1000] {
+    let base_fds = fds(s.pid);
+    const DRIFTED: &str = "drift: net.ipv4.tcp_syncookies is 0, profile base wants 1";
+    const IN_SYNC: &str = "net.ipv4.tcp_syncookies is back in sync";
+    for (round, conns) in [20, 200, 1000].into_iter().enumerate() {
         let t0 = Instant::now();
         let before = drift_ticks(&s.addr);
-        let run = wrk(&s.addr, conns, 3);
+        // 6 s: 60 drift intervals, so a loop slowed by a busy machine still fits in it.
+        let mut child = wrk_start(&s.addr, conns, 6);
+        // The load is on once wrk's connections are open.
+        assert!(
+            wait_until(60, || fds(s.pid) >= base_fds + conns / 2
+                || !matches!(child.try_wait(), Ok(None))),
+            "wrk -c{conns} never opened its connections"
+        );
+        assert!(
+            matches!(child.try_wait(), Ok(None)),
+            "wrk -c{conns} ended before its connections were seen open"
+        );
+        // A kernel value changes under the load, then changes back: the drift loop reports
+        // both while wrk is still running.
+        let what = format!("wrk -c{conns}");
+        s.host.write("sys/net/ipv4/tcp_syncookies", "0\n");
+        logged_while_loaded(&s.d, &mut child, DRIFTED, round + 1, &what);
+        s.host.write("sys/net/ipv4/tcp_syncookies", "1\n");
+        logged_while_loaded(&s.d, &mut child, IN_SYNC, round + 1, &what);
+        let run = wrk_report(child);
         let after = drift_ticks(&s.addr);
         let expected = t0.elapsed().as_secs_f64() / interval;
         let ticks = after - before;
@@ -364,11 +466,12 @@ fn load_keeps_the_daemon_alive_bounded_and_on_time() {
             "non-2xx other than 503 at -c{conns}: {:?}",
             run.codes
         );
-        // Ticks are timer-driven on the same thread as the endpoint: load may delay a few,
-        // not stop them (75 % leaves room for a shared, busy CI machine).
+        // Ticks are timer-driven and skipped ones are not made up in a burst: never more than
+        // the intervals that passed (how many fewer a busy machine allows is measured by
+        // tests/bench/stress-load, not asserted here).
         assert!(
-            ticks >= 0.75 * expected && ticks <= expected + 2.0,
-            "drift ticks {ticks}, expected ~{expected:.0} at -c{conns}"
+            ticks >= 2.0 && ticks <= expected + 2.0,
+            "drift ticks {ticks}, intervals ~{expected:.0} at -c{conns}"
         );
         assert!(hwm < 128 * 1024, "VmHWM {hwm} kB at -c{conns}");
     }

@@ -241,12 +241,9 @@ fn cpu_times_never_go_backwards_in_the_daemon() {
 
 #[test]
 fn gpu_without_nvml_fails_quietly() {
-    // On a host without libnvidia-ml.so.1 (or a build without the `gpu` feature) the gpu
-    // collector reports success 0 and logs nothing. Skipped where a GPU is present.
-    if Path::new("/dev/nvidiactl").exists() {
-        eprintln!("skipping: an NVIDIA driver is present");
-        return;
-    }
+    // Without the `gpu` feature (the suite's binary is built without it, so this holds on a
+    // host with a GPU too), or without libnvidia-ml.so.1, the gpu collector reports success 0
+    // and logs nothing.
     let r = nodetune(
         &["metrics", "--collector.disable-defaults", "--collector.gpu"],
         &[],

@@ -221,8 +221,8 @@ fn docs_list_every_catalogue_key() {
 
 #[test]
 fn writable_profiles_are_refused_like_sshd_strictmodes() {
-    if !nodetune_e2e::is_root() {
-        eprintln!("skipping: the check applies when nodetune runs as root");
+    // The check applies when nodetune runs as root.
+    if !nodetune_e2e::require(nodetune_e2e::is_root(), "root") {
         return;
     }
     use std::os::unix::fs::PermissionsExt;
