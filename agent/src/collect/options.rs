@@ -232,12 +232,11 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
 
 /// Value flags of node_exporter that nodetune accepts and ignores (with a warning): those of
 /// unimplemented collectors that its own end-to-end test and common unit files pass, and
-/// Go-runtime/logging settings that have no meaning here.
+/// Go-runtime settings that have no meaning here. (`--log.level` and `--log.format` are real
+/// flags of `nodetune run` and `nodetune metrics`.)
 const FOREIGN_VALUE_FLAGS: &[&str] = &[
     "path.udev.data",
     "runtime.gomaxprocs",
-    "log.level",
-    "log.format",
     "collector.arp.device-exclude",
     "collector.arp.device-include",
     "collector.diskstats.device-exclude",
@@ -270,7 +269,7 @@ const FOREIGN_BOOL_FLAGS: &[&str] = &[
 /// node_exporter flags nodetune accepts without acting on them (see [`FOREIGN_COLLECTORS`]).
 #[derive(Debug, Clone, Default)]
 pub struct Foreign {
-    /// The flags given, as written (`--collector.systemd`, `--log.level=debug`).
+    /// The flags given, as written (`--collector.systemd`, `--runtime.gomaxprocs=1`).
     pub given: Vec<String>,
 }
 
@@ -426,7 +425,6 @@ mod tests {
             "--collector.sysctl.include=kernel.threads-max",
             "--collector.bcache.priorityStats",
             "--no-collector.netclass.netlink",
-            "--log.level=debug",
             "--runtime.gomaxprocs=1",
             "--collector.stat.softirq",
             "--collector.textfile.directory=collector/fixtures/textfile/two_metric_files/",
@@ -434,7 +432,7 @@ mod tests {
         .unwrap();
         assert!(o.stat_softirq);
         let w = o.warnings();
-        assert_eq!(w.len(), 11, "{w:#?}");
+        assert_eq!(w.len(), 10, "{w:#?}");
         assert!(w[0].starts_with("--collector.arp: not implemented"));
         assert!(w
             .iter()
