@@ -134,10 +134,13 @@ struct Profile {
     units: Vec<(String, Unit)>,
 }
 
+/// A section's name and its options: name, value, line.
+type Section = (String, Vec<(String, String, usize)>);
+
 /// Python ConfigParser as tuned configures it: `=` only, `#`/`;` comment lines, ` #` inline
 /// comments, indented continuation lines, later duplicates win. Sections in first-seen order.
-fn parse_ini(text: &str) -> Vec<(String, Vec<(String, String, usize)>)> {
-    let mut sections: Vec<(String, Vec<(String, String, usize)>)> = Vec::new();
+fn parse_ini(text: &str) -> Vec<Section> {
+    let mut sections: Vec<Section> = Vec::new();
     let mut current: Option<usize> = None;
     let strip_comment = |v: &str| -> String {
         let cut = v
