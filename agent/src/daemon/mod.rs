@@ -77,6 +77,8 @@ struct Loaded {
     watch: DriftWatch,
     /// The plan as found at (re)load, before any apply.
     plan: Plan,
+    /// Where alerts are pushed, if anywhere.
+    alertmanager: Option<std::sync::Arc<alertmanager::Client>>,
 }
 
 /// The running daemon.
@@ -111,6 +113,10 @@ fn profile_choice(s: &Settings, cfg: &Config) -> anyhow::Result<(String, &'stati
 
 fn load(s: &Settings, netns: &Netns) -> anyhow::Result<Loaded> {
     let mut config = Config::load(&s.config_path)?;
+    // Built before anything is applied: a wrong CA or secret file fails the (re)load.
+    let alertmanager = alertmanager::Client::new(&config.alerts)
+        .with_context(|| s.config_path.display().to_string())?
+        .map(std::sync::Arc::new);
     if let Some(m) = s.mode {
         config.mode = m;
     }
@@ -150,6 +156,7 @@ fn load(s: &Settings, netns: &Netns) -> anyhow::Result<Loaded> {
         profile_source,
         watch,
         plan,
+        alertmanager,
     })
 }
 
@@ -213,6 +220,11 @@ impl Daemon {
 
     pub fn config(&self) -> &Config {
         &self.loaded.config
+    }
+
+    /// The Alertmanager client of the configuration in force, if any.
+    pub fn alertmanager(&self) -> Option<std::sync::Arc<alertmanager::Client>> {
+        self.loaded.alertmanager.clone()
     }
 
     /// The plan found at the last (re)load, before enforce mode applied it.
