@@ -280,16 +280,30 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `prefix… nodetune run ARGS` with the state directory in a temporary dir.
     pub fn start(prefix: &[&str], args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn(prefix, &bin(), args, env)
+    }
+
+    /// Starts `PROGRAM run ARGS` (another build of nodetune, e.g. with the gpu feature).
+    pub fn start_program(program: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn(&[], program, args, env)
+    }
+
+    fn spawn(
+        prefix: &[&str],
+        program: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("stderr.log");
         // A test may pass its own --state-dir=DIR (to share one with the CLI).
         let own_state = args.iter().find_map(|a| a.strip_prefix("--state-dir="));
         let state = own_state.map_or_else(|| dir.path().join("state"), PathBuf::from);
         let mut cmd = if prefix.is_empty() {
-            Command::new(bin())
+            Command::new(program)
         } else {
             let mut c = Command::new(prefix[0]);
-            c.args(&prefix[1..]).arg(bin());
+            c.args(&prefix[1..]).arg(program);
             c
         };
         cmd.arg("run").args(args);
