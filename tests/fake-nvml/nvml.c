@@ -1,7 +1,8 @@
 /* A stand-in libnvidia-ml.so.1 for tests on machines without an NVIDIA GPU (tests/tests/gpu.rs).
  *
- * It exports the NVML entry points nodetune calls, with nvml.h's signatures and versioned
- * structs, and answers with three canned GPUs:
+ * It exports the NVML entry points nodetune calls (and the unversioned memory call real
+ * drivers keep exporting), with nvml.h's signatures and versioned structs, and answers with
+ * three canned GPUs:
  *   0  "NVIDIA H100 80GB HBM3": every query answers; clocks held down by sw_power_cap and
  *      hw_thermal_slowdown;
  *   1  "NVIDIA A10": power and clock-event reasons are NVML_ERROR_NOT_SUPPORTED, utilisation
@@ -193,6 +194,25 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t d, nvmlMemory_v2_t *m) {
     m->reserved = 520093696ULL;
     m->used = d->index == 0 ? 1000000000ULL : 0ULL;
     m->free = m->total - m->reserved - m->used;
+    return NVML_SUCCESS;
+}
+
+/* The unversioned call real drivers still export: `used` includes the driver's reservation. */
+typedef struct {
+    unsigned long long total;
+    unsigned long long free;
+    unsigned long long used;
+} nvmlMemory_t;
+
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m) {
+    trace("nvmlDeviceGetMemoryInfo");
+    nvmlMemory_v2_t v2 = {nvmlMemory_v2, 0, 0, 0, 0};
+    nvmlReturn_t r = nvmlDeviceGetMemoryInfo_v2(d, &v2);
+    if (r)
+        return r;
+    m->total = v2.total;
+    m->free = v2.free;
+    m->used = v2.used + v2.reserved;
     return NVML_SUCCESS;
 }
 

@@ -239,12 +239,17 @@ fn run<T: Clone>(slot: &Slot<T>) {
         Ok(Ok(v)) => Some(v),
         Ok(Err(e)) => {
             // As node_exporter: a failing collector is success=0, its reason a debug line
-            // (absent sources fail on every scrape of many hosts).
-            crate::base::log::log(
-                crate::base::log::Level::Debug,
-                &format!("collector {} failed: {e:#}", slot.name),
-                &[("COLLECTOR", slot.name)],
-            );
+            // (absent sources fail on every scrape of many hosts). Formatted only when debug
+            // is on: the error's text (strerror and all) would cost every scrape CPU and
+            // resident code pages.
+            use crate::base::log::{self, Level};
+            if log::enabled(Level::Debug) {
+                log::log(
+                    Level::Debug,
+                    &format!("collector {} failed: {e:#}", slot.name),
+                    &[("COLLECTOR", slot.name)],
+                );
+            }
             None
         }
         Err(_) => {
