@@ -182,7 +182,10 @@ fn fake_nvml_gives_the_exact_families_and_errors() {
     }
     assert!(!calls.contains("ThrottleReasons"), "{calls}");
     // The v1 memory call counts the driver's reservation as used: not called.
-    assert!(!calls.lines().any(|l| l == "nvmlDeviceGetMemoryInfo"), "{calls}");
+    assert!(
+        !calls.lines().any(|l| l == "nvmlDeviceGetMemoryInfo"),
+        "{calls}"
+    );
     assert_eq!(calls.lines().next(), Some("nvmlInit_v2"), "{calls}");
     // Debug: the failing query is named.
     let r = metrics(Some(&lib), &[], &["--log.level=debug"]);
