@@ -391,6 +391,11 @@ impl Daemon {
         Daemon::start_bin(&bin(), prefix, args, env)
     }
 
+    /// Starts `PROGRAM run ARGS` (another build of nodetune, e.g. with the gpu feature).
+    pub fn start_program(program: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_bin(program, &[], args, env)
+    }
+
     /// As [`Daemon::start`], with another nodetune binary (the installed package's).
     pub fn start_bin(
         bin: &std::path::Path,

@@ -78,9 +78,8 @@ fn enforce_mode_restores_a_changed_key_within_two_intervals() {
         d.stderr()
     );
     assert!(
-        d.stderr().contains(
-            "KEY=\"net.core.somaxconn\" EXPECTED=\"65535\" ACTUAL=\"1000\" PROFILE=\"api-node\""
-        ),
+        d.stderr()
+            .contains("key=net.core.somaxconn expected=65535 actual=1000 profile=api-node"),
         "{}",
         d.stderr()
     );
@@ -418,6 +417,189 @@ fn alertmanager_receives_firing_and_resolved() {
     );
 }
 
+/// A real Alertmanager on loopback, with an optional web-config.yml; killed on drop.
+struct Am {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Am {
+    fn start(dir: &std::path::Path, name: &str, web: Option<&str>) -> Am {
+        let am_dir = dir.join(name);
+        std::fs::create_dir_all(&am_dir).unwrap();
+        std::fs::write(
+            am_dir.join("am.yml"),
+            "route:\n  receiver: none\nreceivers:\n  - name: none\n",
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = Command::new("prometheus-alertmanager");
+        cmd.arg(format!("--config.file={}", am_dir.join("am.yml").display()))
+            .arg(format!("--storage.path={}", am_dir.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=");
+        if let Some(web) = web {
+            std::fs::write(am_dir.join("web.yml"), web).unwrap();
+            cmd.arg(format!(
+                "--web.config.file={}",
+                am_dir.join("web.yml").display()
+            ));
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Am { child, port }
+    }
+}
+
+impl Drop for Am {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// bcrypt hash of "s3cret", cost 10.
+const S3CRET_HASH: &str = "$2b$10$ZwQesbPsIsa99zuXWvWOK.K7rlYaK7N7CFvdSPWjPcrLmV.7D6NCG";
+
+#[test]
+fn alertmanager_ha_pair_over_tls_gets_every_alert() {
+    if !require(
+        have_tool("prometheus-alertmanager") && have_tool("openssl") && have_tool("curl"),
+        "prometheus-alertmanager, openssl and curl",
+    ) {
+        return;
+    }
+    let (h, dir) = alert_host();
+    let root = dir.path().join("host");
+    let d0 = dir.path();
+    // A CA made here, a server certificate for 127.0.0.1 and a client certificate.
+    let r = nodetune_e2e::run_cmd(Command::new("sh").arg("-ec").current_dir(d0).arg(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=am-test-ca 2>/dev/null
+         openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null
+         printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext
+         openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile server.ext 2>/dev/null
+         openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=nodetune 2>/dev/null
+         printf 'extendedKeyUsage=clientAuth\\n' > client.ext
+         openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2 -extfile client.ext 2>/dev/null
+         printf 's3cret\\n' > password",
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let tls = format!(
+        "tls_server_config:\n  cert_file: {0}/server.crt\n  key_file: {0}/server.key\n",
+        d0.display()
+    );
+    // One member requires a client certificate, the other basic auth.
+    let am1 = Am::start(
+        d0,
+        "am1",
+        Some(&format!(
+            "{tls}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}/ca.crt\n",
+            d0.display()
+        )),
+    );
+    let am2 = Am::start(
+        d0,
+        "am2",
+        Some(&format!(
+            "{tls}basic_auth_users:\n  nodetune: {S3CRET_HASH}\n"
+        )),
+    );
+    let get = |port: u16, path: &str| -> (String, String) {
+        let r = nodetune_e2e::run_cmd(Command::new("curl").current_dir(d0).args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "--cacert",
+            "ca.crt",
+            "--cert",
+            "client.crt",
+            "--key",
+            "client.key",
+            "-u",
+            "nodetune:s3cret",
+            &format!("https://127.0.0.1:{port}{path}"),
+        ]));
+        let (body, code) = r.stdout.rsplit_once('\n').unwrap_or(("", ""));
+        (code.to_string(), body.to_string())
+    };
+    for am in [&am1, &am2] {
+        assert!(
+            wait_until(20, || get(am.port, "/-/ready").0 == "200"),
+            "Alertmanager on {} not ready",
+            am.port
+        );
+    }
+    // A third member is down: it must not hold up the other two.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("nodetune.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "mode = \"audit\"\n[alerts]\ninterval = \"100ms\"\nfor-duration = \"200ms\"\nclear-duration = \"300ms\"\n\
+             [alerts.alertmanager]\nurls = [\"https://127.0.0.1:{}\", \"https://127.0.0.1:{}\", \"https://127.0.0.1:{dead}\"]\n\
+             ca-file = \"{d}/ca.crt\"\ncert-file = \"{d}/client.crt\"\nkey-file = \"{d}/client.key\"\n\
+             username = \"nodetune\"\npassword-file = \"{d}/password\"\ntimeout = \"2s\"\n",
+            am1.port,
+            am2.port,
+            d = d0.display()
+        ),
+    )
+    .unwrap();
+    let d = h.daemon(
+        &[
+            &format!("--config={}", cfg.display()),
+            "--web.listen-address=127.0.0.1:0",
+            &format!("--path.procfs={}", root.join("proc").display()),
+            &format!("--path.sysfs={}", root.join("sys").display()),
+        ],
+        &[],
+    );
+    let has = |port: u16, name: &str| {
+        serde_json::from_str::<Vec<serde_json::Value>>(&get(port, "/api/v2/alerts").1)
+            .map(|v| v.iter().any(|a| a["labels"]["alertname"] == name))
+            .unwrap_or(false)
+    };
+    let mut n = 0u64;
+    let got = wait_until(30, || {
+        n += 1;
+        set_counter(&root, 200 + n * 10, 17);
+        has(am1.port, "ListenQueueOverflow") && has(am2.port, "ListenQueueOverflow")
+    });
+    assert!(
+        got,
+        "both members must get the alert; nodetune said:\n{}",
+        d.stderr()
+    );
+    // Counters stop: both get the resolution.
+    assert!(
+        wait_until(30, || !has(am1.port, "ListenQueueOverflow")
+            && !has(am2.port, "ListenQueueOverflow")),
+        "{}",
+        d.stderr()
+    );
+    // The dead member is reported (after its retries), without secrets.
+    let warned = format!(
+        "alertmanager https://127.0.0.1:{dead}: connecting to 127.0.0.1:{dead}: Connection refused"
+    );
+    assert!(
+        wait_until(20, || d.stderr().contains(&warned)),
+        "{}",
+        d.stderr()
+    );
+    assert!(!d.stderr().contains("s3cret"), "{}", d.stderr());
+}
+
 #[test]
 fn notify_socket_gets_ready_watchdog_and_status() {
     let h = FakeHost::new();
@@ -658,11 +840,11 @@ fn start_up_code_is_released_and_scrapes_still_work() {
     );
     let log = d.stderr();
     let kb: u64 = log
-        .split("RELEASED_KB=\"")
+        .split(" released_kb=")
         .nth(1)
-        .and_then(|s| s.split('"').next())
+        .and_then(|s| s.split_whitespace().next())
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no RELEASED_KB in {log}"));
+        .unwrap_or_else(|| panic!("no released_kb in {log}"));
     // The debug binary alone maps megabytes of start-up code.
     assert!(kb > 500, "released only {kb} kB: {log}");
     // The code the steady state needs comes back from the page cache.

@@ -105,6 +105,24 @@ fn negotiation_gzip_filters_and_hung_collector() {
         ),
         "{text}"
     );
+    // A range with q=0 is refused, not merely mentioned; quality decides between formats.
+    let (code, head, text) = body(
+        &s.addr,
+        "/metrics",
+        &["Accept: application/openmetrics-text;q=0, text/plain;version=0.0.4"],
+    );
+    assert_eq!(code, 200);
+    assert!(
+        head.to_lowercase().contains("text/plain; version=0.0.4"),
+        "{head}"
+    );
+    assert!(!text.ends_with("# EOF\n"));
+    let (_, head, _) = body(
+        &s.addr,
+        "/metrics",
+        &["Accept: text/plain;q=0.2, application/openmetrics-text;q=0.9"],
+    );
+    assert!(head.to_lowercase().contains("openmetrics-text"), "{head}");
     // gzip when accepted: decompress with the system's gzip.
     let (code, head, raw) = http_get(&s.addr, "/metrics", &["Accept-Encoding: gzip"]).unwrap();
     assert_eq!(code, 200);
@@ -129,6 +147,10 @@ fn negotiation_gzip_filters_and_hung_collector() {
     assert!(!text.contains("node_memory_"), "only the chosen collectors");
     let (_, _, text) = body(&s.addr, "/metrics?exclude%5B%5D=meminfo", &[]);
     assert!(!text.contains("node_memory_") && text.contains("node_load5"));
+    // Percent-escapes anywhere in names and values, as Go's url.ParseQuery decodes them.
+    let (code, _, text) = body(&s.addr, "/metrics?%63ollect%5b%5d=%6coadavg", &[]);
+    assert_eq!(code, 200);
+    assert!(text.contains("node_load5 0.75") && !text.contains("node_filefd_"));
     let (code, _, text) = body(&s.addr, "/metrics?collect[]=nope", &[]);
     assert_eq!((code, text.as_str()), (400, "unknown collector \"nope\"\n"));
     let (code, _, text) = body(&s.addr, "/metrics?collect[]=ethtool", &[]);

@@ -7,6 +7,30 @@ use anyhow::Context;
 use crate::profile::{Facts, Library};
 use crate::tune::{netns, Kernel, Netns, Store};
 
+/// `--log.level` and `--log.format`, as node_exporter has them (`nodetune run`, `metrics`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// Only log messages with the given severity or above.
+    #[arg(
+        long = "log.level",
+        value_enum,
+        default_value = "info",
+        value_name = "LEVEL"
+    )]
+    pub level: crate::base::log::Threshold,
+    /// Output format of log messages on stderr [default: logfmt; under systemd, native
+    /// journal fields unless this is given].
+    #[arg(long = "log.format", value_enum, value_name = "FORMAT")]
+    pub format: Option<crate::base::log::Format>,
+}
+
+impl LogArgs {
+    /// Puts the settings in force for the rest of the process.
+    pub fn init(&self) {
+        crate::base::log::init(self.level, self.format);
+    }
+}
+
 /// Report format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {

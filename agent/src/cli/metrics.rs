@@ -4,6 +4,7 @@ use std::io::Write;
 
 use anyhow::Context;
 
+use crate::base::log;
 use crate::collect::Options;
 use crate::expose::encode::{self, Format};
 use crate::expose::scrape::Scraper;
@@ -14,12 +15,15 @@ pub struct Args {
     #[arg(long)]
     pub openmetrics: bool,
     #[command(flatten)]
+    pub log: crate::cli::common::LogArgs,
+    #[command(flatten)]
     pub collect: Options,
 }
 
 pub fn main(args: &Args) -> anyhow::Result<i32> {
+    args.log.init();
     for w in args.collect.warnings() {
-        eprintln!("nodetune: warning: {w}");
+        log::log(log::Level::Warning, &w, &[]);
     }
     let scraper = Scraper::new(&args.collect)?;
     let fams = encode::normalize(scraper.scrape(&|_| true));

@@ -75,6 +75,8 @@ pub struct Args {
     #[arg(long, env = "NODETUNE_MODPROBE", default_value = "modprobe")]
     pub modprobe: String,
     #[command(flatten)]
+    pub log: crate::cli::common::LogArgs,
+    #[command(flatten)]
     pub collect: Options,
 }
 
@@ -107,6 +109,7 @@ fn settings(a: &Args) -> Settings {
 }
 
 pub fn main(a: &Args) -> anyhow::Result<i32> {
+    a.log.init();
     let d = Daemon::start(settings(a))?;
     crate::cli::tune::print_plan(d.plan());
     let web = d.config().web.clone();

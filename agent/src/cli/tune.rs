@@ -71,6 +71,22 @@ pub fn make_plan(t: &TuneArgs) -> anyhow::Result<Result<Plan, i32>> {
     Ok(Ok(tune::plan(&eff, &t.roots.kernel(), &netns)))
 }
 
+/// One line per key that sysctl.d, sysctl.conf or tuned's active profile also sets:
+/// `conflict:` when that value undoes the profile, `also set:` when the profile accepts it.
+fn print_conflicts(plan: &Plan) {
+    for c in &plan.conflicts {
+        println!(
+            "{}: {} = {} at {}:{}: {}",
+            if c.differs { "conflict" } else { "also set" },
+            c.key,
+            c.boot.value,
+            c.boot.file,
+            c.boot.line,
+            c.note
+        );
+    }
+}
+
 fn dash(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "-".into())
 }
@@ -120,12 +136,7 @@ pub fn print_plan(plan: &Plan) {
             &rows
         )
     );
-    for c in &plan.conflicts {
-        println!(
-            "conflict: {} = {} at {}:{}: {}",
-            c.key, c.boot.value, c.boot.file, c.boot.line, c.note
-        );
-    }
+    print_conflicts(plan);
     println!(
         "{} to change, {} in sync, {} pending, {} out of scope, {} unsupported, {} errors",
         plan.count(Action::Change),
@@ -200,6 +211,7 @@ pub fn check_main(a: &CheckArgs) -> anyhow::Result<i32> {
                     i.want
                 );
             }
+            print_conflicts(&plan);
             println!(
                 "{}: profile {}: {} in sync, {} drifted, {} pending, {} out of scope",
                 status,
@@ -273,12 +285,7 @@ pub fn apply_main(a: &ApplyArgs) -> anyhow::Result<i32> {
             {
                 eprintln!("nodetune: warning: {} not applied: {}", i.target, i.note);
             }
-            for c in &plan.conflicts {
-                println!(
-                    "conflict: {} = {} at {}:{}: {}",
-                    c.key, c.boot.value, c.boot.file, c.boot.line, c.note
-                );
-            }
+            print_conflicts(&plan);
         }
     }
     Ok(if outcome.ok { 0 } else { 1 })

@@ -1,7 +1,7 @@
 //! gpu collector (cargo feature `gpu`, disabled by default): NVIDIA GPUs through NVML, loaded
 //! at run time with dlopen, so building needs no NVIDIA files and a host without the driver
 //! simply reports success=0. nodetune_gpu_* families: temperature, power, utilisation, clocks,
-//! memory and clock-throttle reasons.
+//! memory, clock-throttle reasons, and GPUs that fell off the bus.
 
 use super::{Collector, Family, MetricType, Options};
 
@@ -20,6 +20,8 @@ pub struct Reading {
     pub memory_used: Option<f64>,
     pub memory_total: Option<f64>,
     pub throttle_reasons: Option<u64>,
+    /// NVML reports the GPU fell off the bus (NVML_ERROR_GPU_IS_LOST): nothing else is known.
+    pub lost: bool,
 }
 
 /// NVML's clock-event (throttle) reason bits.
@@ -75,8 +77,17 @@ fn families(readings: &[Reading]) -> Vec<Family> {
         g,
     );
     let mut info = Family::new("nodetune_gpu_info", "A GPU NVML reports (always 1).", g);
+    let mut lost = Family::new(
+        "nodetune_gpu_lost",
+        "1 when NVML reports the GPU fell off the bus (NVML_ERROR_GPU_IS_LOST), else 0.",
+        g,
+    );
     for r in readings {
         let gpu = r.index.to_string();
+        lost.push(&[("gpu", gpu.as_str())], if r.lost { 1.0 } else { 0.0 });
+        if r.lost {
+            continue;
+        }
         // Every series carries the index, UUID and model, so no join is needed.
         let id = [
             ("gpu", gpu.as_str()),
@@ -123,7 +134,7 @@ fn families(readings: &[Reading]) -> Vec<Family> {
         }
     }
     vec![
-        info, temp, power, util, clock, mem_used, mem_total, reasons, active,
+        info, lost, temp, power, util, clock, mem_used, mem_total, reasons, active,
     ]
 }
 
@@ -143,149 +154,140 @@ impl Collector for Gpu {
 
 #[cfg(feature = "gpu")]
 mod nvml {
-    //! The NVML calls, resolved once from libnvidia-ml.so.1.
+    //! The NVML calls, through nvml-wrapper: it loads libnvidia-ml.so.1 with dlopen and calls
+    //! the versioned entry points (`nvmlInit_v2`, `nvmlDeviceGetCount_v2`,
+    //! `nvmlDeviceGetHandleByIndex_v2`, `nvmlDeviceGetMemoryInfo_v2` with its versioned
+    //! struct) that hand-declared bindings had to track by hand.
 
-    use std::ffi::{c_char, c_uint, c_ulonglong, c_void};
+    use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
+    use nvml_wrapper::error::NvmlError;
+    use nvml_wrapper::{Device, Nvml};
 
     use super::Reading;
+    use crate::base::log::{self, Level};
 
-    type Device = *mut c_void;
-    type Ret = i32;
+    pub struct Source(Nvml);
 
-    #[repr(C)]
-    struct Utilization {
-        gpu: c_uint,
-        memory: c_uint,
+    impl Source {
+        pub fn load() -> anyhow::Result<Source> {
+            Nvml::init()
+                .map(Source)
+                .map_err(|e| anyhow::anyhow!("NVML not available: {e}"))
+        }
     }
 
-    #[repr(C)]
-    struct Memory {
-        total: c_ulonglong,
-        free: c_ulonglong,
-        used: c_ulonglong,
-    }
-
-    pub struct Nvml {
-        // Keeps the library loaded while the function pointers are used.
-        _lib: libloading::Library,
-        count: unsafe extern "C" fn(*mut c_uint) -> Ret,
-        handle: unsafe extern "C" fn(c_uint, *mut Device) -> Ret,
-        name: unsafe extern "C" fn(Device, *mut c_char, c_uint) -> Ret,
-        uuid: unsafe extern "C" fn(Device, *mut c_char, c_uint) -> Ret,
-        temp: unsafe extern "C" fn(Device, c_uint, *mut c_uint) -> Ret,
-        power: unsafe extern "C" fn(Device, *mut c_uint) -> Ret,
-        util: unsafe extern "C" fn(Device, *mut Utilization) -> Ret,
-        clock: unsafe extern "C" fn(Device, c_uint, *mut c_uint) -> Ret,
-        memory: unsafe extern "C" fn(Device, *mut Memory) -> Ret,
-        throttle: unsafe extern "C" fn(Device, *mut c_ulonglong) -> Ret,
-    }
-
-    // SAFETY: NVML is documented as thread-safe; the pointers are plain function pointers.
-    unsafe impl Send for Nvml {}
-    unsafe impl Sync for Nvml {}
-
-    impl Nvml {
-        pub fn load() -> anyhow::Result<Nvml> {
-            // SAFETY: loading NVML runs its initialisers, which have no preconditions.
-            let lib = unsafe { libloading::Library::new("libnvidia-ml.so.1") }
-                .map_err(|e| anyhow::anyhow!("NVML not available: {e}"))?;
-            macro_rules! sym {
-                ($name:literal) => {
-                    // SAFETY: the symbol has the C signature declared in the field's type.
-                    *unsafe { lib.get($name) }
-                        .map_err(|e| anyhow::anyhow!("NVML symbol missing: {e}"))?
-                };
+    /// One query's answer: a value, nothing (unsupported here, or failed: a debug line), or
+    /// the GPU is gone.
+    fn value<T>(gpu: u32, call: &str, r: Result<T, NvmlError>) -> Result<Option<T>, ()> {
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(NvmlError::GpuLost) => Err(()),
+            Err(NvmlError::NotSupported) => Ok(None),
+            Err(e) => {
+                if log::enabled(Level::Debug) {
+                    log::log(
+                        Level::Debug,
+                        &format!("GPU {gpu}: {call}: {e}"),
+                        &[("GPU", &gpu.to_string())],
+                    );
+                }
+                Ok(None)
             }
-            let init: unsafe extern "C" fn() -> Ret = sym!(b"nvmlInit_v2\0");
-            // SAFETY: nvmlInit_v2 takes no arguments.
-            let rc = unsafe { init() };
-            anyhow::ensure!(rc == 0, "nvmlInit_v2 failed ({rc})");
-            // Drivers since R535 call it ...ClocksEventReasons; older ones only have the
-            // ...ClocksThrottleReasons name (same signature and bits).
-            // SAFETY: the symbol has the C signature declared in the field's type.
-            let throttle = match unsafe { lib.get(b"nvmlDeviceGetCurrentClocksEventReasons\0") } {
-                Ok(f) => *f,
-                Err(_) => sym!(b"nvmlDeviceGetCurrentClocksThrottleReasons\0"),
+        }
+    }
+
+    /// Clock-event reasons under their R535+ name, else the older (deprecated) one: same
+    /// signature and bits.
+    fn reasons(d: &Device<'_>, nvml: &Nvml) -> Result<u64, NvmlError> {
+        if let Ok(sym) = nvml.lib().nvmlDeviceGetCurrentClocksEventReasons.as_ref() {
+            let mut bits: std::ffi::c_ulonglong = 0;
+            // SAFETY: a valid handle of this NVML and an out-pointer to a local u64, as the
+            // function's C signature (nvml.h) takes.
+            let rc = unsafe { sym(d.handle(), &mut bits) };
+            return match rc {
+                0 => Ok(bits),
+                rc => Err(NvmlError::from(rc)),
             };
-            Ok(Nvml {
-                count: sym!(b"nvmlDeviceGetCount_v2\0"),
-                handle: sym!(b"nvmlDeviceGetHandleByIndex_v2\0"),
-                name: sym!(b"nvmlDeviceGetName\0"),
-                uuid: sym!(b"nvmlDeviceGetUUID\0"),
-                temp: sym!(b"nvmlDeviceGetTemperature\0"),
-                power: sym!(b"nvmlDeviceGetPowerUsage\0"),
-                util: sym!(b"nvmlDeviceGetUtilizationRates\0"),
-                clock: sym!(b"nvmlDeviceGetClockInfo\0"),
-                memory: sym!(b"nvmlDeviceGetMemoryInfo\0"),
-                throttle,
-                _lib: lib,
-            })
         }
+        d.current_throttle_reasons().map(|r| r.bits())
     }
 
-    fn text(f: impl FnOnce(*mut c_char, c_uint) -> Ret) -> String {
-        let mut buf = [0 as c_char; 96];
-        if f(buf.as_mut_ptr(), buf.len() as c_uint) != 0 {
-            return String::new();
+    fn read_one(nvml: &Nvml, d: &Device<'_>, index: u32) -> Result<Reading, ()> {
+        let mut r = Reading {
+            index,
+            ..Reading::default()
+        };
+        r.name = value(index, "name", d.name())?.unwrap_or_default();
+        r.uuid = value(index, "uuid", d.uuid())?.unwrap_or_default();
+        r.temperature_c =
+            value(index, "temperature", d.temperature(TemperatureSensor::Gpu))?.map(f64::from);
+        r.power_w = value(index, "power usage", d.power_usage())?.map(|mw| f64::from(mw) / 1000.0);
+        if let Some(u) = value(index, "utilization", d.utilization_rates())? {
+            r.util_gpu = Some(f64::from(u.gpu));
+            r.util_memory = Some(f64::from(u.memory));
         }
-        // SAFETY: NVML NUL-terminates within the buffer on success.
-        unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
-            .to_string_lossy()
-            .into_owned()
+        for (slot, clock) in
+            r.clocks_mhz
+                .iter_mut()
+                .zip([Clock::Graphics, Clock::SM, Clock::Memory])
+        {
+            *slot = value(index, "clock", d.clock_info(clock))?.map(f64::from);
+        }
+        if let Some(m) = value(index, "memory", d.memory_info())? {
+            r.memory_used = Some(m.used as f64);
+            r.memory_total = Some(m.total as f64);
+        }
+        r.throttle_reasons = value(index, "clock event reasons", reasons(d, nvml))?;
+        Ok(r)
     }
 
-    impl super::Source for Nvml {
+    impl super::Source for Source {
         fn read(&self) -> anyhow::Result<Vec<Reading>> {
-            let mut n: c_uint = 0;
-            // SAFETY: every call gets valid out-pointers to locals of the declared types.
-            unsafe {
-                anyhow::ensure!((self.count)(&mut n) == 0, "nvmlDeviceGetCount failed");
-                let mut out = Vec::new();
-                for i in 0..n {
-                    let mut d: Device = std::ptr::null_mut();
-                    if (self.handle)(i, &mut d) != 0 {
+            let nvml = &self.0;
+            let n = nvml
+                .device_count()
+                .map_err(|e| anyhow::anyhow!("nvmlDeviceGetCount: {e}"))?;
+            let mut out = Vec::new();
+            for i in 0..n {
+                let reading = match nvml.device_by_index(i) {
+                    Ok(d) => read_one(nvml, &d, i),
+                    Err(NvmlError::GpuLost) => Err(()),
+                    Err(e) => {
+                        log::log(
+                            Level::Debug,
+                            &format!("GPU {i}: no handle: {e}"),
+                            &[("GPU", &i.to_string())],
+                        );
                         continue;
                     }
-                    let mut r = Reading {
+                };
+                out.push(reading.unwrap_or_else(|()| {
+                    lost_gpu(i);
+                    Reading {
                         index: i,
+                        lost: true,
                         ..Reading::default()
-                    };
-                    r.name = text(|p, l| (self.name)(d, p, l));
-                    r.uuid = text(|p, l| (self.uuid)(d, p, l));
-                    let mut v: c_uint = 0;
-                    if (self.temp)(d, 0, &mut v) == 0 {
-                        r.temperature_c = Some(v as f64);
                     }
-                    if (self.power)(d, &mut v) == 0 {
-                        r.power_w = Some(v as f64 / 1000.0);
-                    }
-                    let mut u = Utilization { gpu: 0, memory: 0 };
-                    if (self.util)(d, &mut u) == 0 {
-                        r.util_gpu = Some(u.gpu as f64);
-                        r.util_memory = Some(u.memory as f64);
-                    }
-                    for (k, slot) in r.clocks_mhz.iter_mut().enumerate() {
-                        if (self.clock)(d, k as c_uint, &mut v) == 0 {
-                            *slot = Some(v as f64);
-                        }
-                    }
-                    let mut m = Memory {
-                        total: 0,
-                        free: 0,
-                        used: 0,
-                    };
-                    if (self.memory)(d, &mut m) == 0 {
-                        r.memory_used = Some(m.used as f64);
-                        r.memory_total = Some(m.total as f64);
-                    }
-                    let mut bits: c_ulonglong = 0;
-                    if (self.throttle)(d, &mut bits) == 0 {
-                        r.throttle_reasons = Some(bits);
-                    }
-                    out.push(r);
-                }
-                Ok(out)
+                }));
             }
+            Ok(out)
+        }
+    }
+
+    /// A GPU that fell off the bus is an error worth a line, once a minute per GPU.
+    fn lost_gpu(i: u32) {
+        static LOST: log::Limiter = log::Limiter::new(std::time::Duration::from_secs(60));
+        if LOST
+            .admit(&i.to_string(), std::time::Instant::now())
+            .is_some()
+        {
+            log::log(
+                Level::Error,
+                &format!(
+                    "GPU {i} fell off the bus (NVML_ERROR_GPU_IS_LOST): check `dmesg` for Xid 79, then reset the GPU (nvidia-smi -r) or the host"
+                ),
+                &[("GPU", &i.to_string())],
+            );
         }
     }
 }
@@ -302,7 +304,7 @@ impl Source for Unavailable {
 /// NVML when the library loads, else a source that fails with the reason.
 pub fn source() -> Box<dyn Source> {
     #[cfg(feature = "gpu")]
-    return match nvml::Nvml::load() {
+    return match nvml::Source::load() {
         Ok(n) => Box::new(n),
         Err(e) => Box::new(Unavailable(format!("{e:#}"))),
     };
@@ -355,6 +357,7 @@ mod tests {
             memory_used: Some(1.0e9),
             memory_total: Some(8.0e10),
             throttle_reasons: Some(0x4 | 0x40),
+            lost: false,
         }
     }
 
@@ -411,6 +414,29 @@ mod tests {
             get("nodetune_gpu_throttle_active").samples.len(),
             REASONS.len()
         );
+    }
+
+    #[test]
+    fn a_lost_gpu_is_reported_and_the_others_still_are() {
+        let lost = Reading {
+            index: 1,
+            lost: true,
+            ..Reading::default()
+        };
+        let c = Gpu {
+            source: Box::new(Fake(vec![h100(), lost])),
+        };
+        let mut out = Vec::new();
+        c.collect(&mut out).unwrap();
+        let get = |n: &str| out.iter().find(|f| f.name == n).unwrap();
+        let l: Vec<(&str, f64)> = get("nodetune_gpu_lost")
+            .samples
+            .iter()
+            .map(|s| (label(s, "gpu"), s.value))
+            .collect();
+        assert_eq!(l, vec![("0", 0.0), ("1", 1.0)]);
+        assert_eq!(get("nodetune_gpu_info").samples.len(), 1);
+        assert_eq!(get("nodetune_gpu_temperature_celsius").samples.len(), 1);
     }
 
     #[test]

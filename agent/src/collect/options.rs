@@ -227,11 +227,10 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
 
 /// Value flags of node_exporter that nodetune accepts and ignores (with a warning): those of
 /// unimplemented collectors that its own end-to-end test and common unit files pass, and
-/// Go-runtime/logging settings that have no meaning here.
+/// Go-runtime settings that have no meaning here. (`--log.level` and `--log.format` are real
+/// flags of `nodetune run` and `nodetune metrics`.)
 const FOREIGN_VALUE_FLAGS: &[&str] = &[
     "runtime.gomaxprocs",
-    "log.level",
-    "log.format",
     "collector.qdisc.fixtures",
     "collector.sysctl.include",
     "collector.sysctl.include-info",
@@ -250,7 +249,7 @@ const FOREIGN_BOOL_FLAGS: &[&str] = &[
 /// node_exporter flags nodetune accepts without acting on them (see [`FOREIGN_COLLECTORS`]).
 #[derive(Debug, Clone, Default)]
 pub struct Foreign {
-    /// The flags given, as written (`--collector.systemd`, `--log.level=debug`).
+    /// The flags given, as written (`--collector.systemd`, `--runtime.gomaxprocs=1`).
     pub given: Vec<String>,
 }
 
@@ -406,7 +405,6 @@ mod tests {
             "--collector.sysctl.include=kernel.threads-max",
             "--collector.bcache.priorityStats",
             "--no-collector.netclass.netlink",
-            "--log.level=debug",
             "--runtime.gomaxprocs=1",
             "--collector.stat.softirq",
             "--collector.textfile.directory=collector/fixtures/textfile/two_metric_files/",
@@ -415,8 +413,9 @@ mod tests {
         assert!(o.stat_softirq);
         assert!(o.bcache.priority_stats);
         let w = o.warnings();
-        // arp, netclass, bcache and --path.udev.data (diskstats) are nodetune's own now.
-        assert_eq!(w.len(), 6, "{w:#?}");
+        // arp, netclass, bcache, --path.udev.data (diskstats) and --log.level are nodetune's
+        // own now.
+        assert_eq!(w.len(), 5, "{w:#?}");
         assert!(w[0].starts_with("--collector.systemd: not implemented"));
         assert!(!w
             .iter()

@@ -236,7 +236,22 @@ fn run<T: Clone>(slot: &Slot<T>) {
     let t = Instant::now();
     // A bug in one task must not take the daemon down: a panic fails this task.
     let value = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (slot.task)())) {
-        Ok(r) => r.ok(),
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            // As node_exporter: a failing collector is success=0, its reason a debug line
+            // (absent sources fail on every scrape of many hosts). Formatted only when debug
+            // is on: the error's text (strerror and all) would cost every scrape CPU and
+            // resident code pages.
+            use crate::base::log::{self, Level};
+            if log::enabled(Level::Debug) {
+                log::log(
+                    Level::Debug,
+                    &format!("collector {} failed: {e:#}", slot.name),
+                    &[("COLLECTOR", slot.name)],
+                );
+            }
+            None
+        }
         Err(_) => {
             crate::base::log::log(
                 crate::base::log::Level::Error,

@@ -85,6 +85,20 @@ impl Default for Config {
     }
 }
 
+/// `:LINE:COLUMN` of the first line that sets `key`, for errors found after parsing.
+fn locate(text: &str, key: &str) -> String {
+    text.lines()
+        .enumerate()
+        .find_map(|(i, l)| {
+            let t = l.trim_start();
+            let rest = t.strip_prefix(key)?;
+            rest.trim_start()
+                .starts_with('=')
+                .then(|| format!(":{}:{}", i + 1, l.len() - t.len() + 1))
+        })
+        .unwrap_or_default()
+}
+
 impl Config {
     /// Parses configuration text; `file` names it in errors (`FILE:LINE:COLUMN: message`).
     pub fn parse(file: &str, text: &str) -> anyhow::Result<Config> {
@@ -104,6 +118,14 @@ impl Config {
                     c.web.max_connections > 0,
                     "{file}: [web] max-connections must be at least 1"
                 );
+                if let Err((key, fix)) = c.alerts.check() {
+                    let section = if key == "alertmanager-url" {
+                        "[alerts]"
+                    } else {
+                        "[alerts.alertmanager]"
+                    };
+                    anyhow::bail!("{file}{}: {section} {key}: {fix}", locate(text, key));
+                }
                 Ok(c)
             })
     }
@@ -171,6 +193,52 @@ mod tests {
         );
         let c = Config::parse("n.toml", "[web]\nmax-connections = 8\n").unwrap();
         assert_eq!(c.web.max_connections, 8);
+    }
+
+    #[test]
+    fn alertmanager_settings_that_cannot_work_together() {
+        let e = Config::parse(
+            "n.toml",
+            "[alerts.alertmanager]\nurls = [\"https://am:9093\"]\ncert-file = \"/c.pem\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "n.toml:3:1: [alerts.alertmanager] cert-file: a client certificate needs both cert-file and key-file"
+        );
+        let e = Config::parse(
+            "n.toml",
+            "[alerts]\nalertmanager-url = \"http://a\"\n[alerts.alertmanager]\nurls = [\"http://b\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("n.toml:2:1: [alerts] alertmanager-url: is also given"),
+            "{e}"
+        );
+        let e = Config::parse(
+            "n.toml",
+            "[alerts.alertmanager]\n  username = \"u\"\n  password-file = \"/p\"\n  bearer-token-file = \"/t\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("n.toml:4:3: [alerts.alertmanager] bearer-token-file: choose"),
+            "{e}"
+        );
+        let e = Config::parse("n.toml", "[alerts.alertmanager]\nurl = \"http://a\"\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("n.toml:2:1: unknown field `url`, expected one of `urls`"),
+            "{e}"
+        );
+        let c = Config::parse(
+            "n.toml",
+            "[alerts]\nalertmanager-url = \"http://a\"\n[alerts.alertmanager]\ntimeout = \"3s\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.alerts.alertmanager_urls(), vec!["http://a".to_string()]);
+        assert_eq!(c.alerts.alertmanager.timeout, Duration::from_secs(3));
     }
 
     #[test]

@@ -50,6 +50,8 @@ struct Loaded {
     watch: DriftWatch,
     /// The plan as found at (re)load, before any apply.
     plan: Plan,
+    /// Where alerts are pushed, if anywhere.
+    alertmanager: Option<std::sync::Arc<alertmanager::Client>>,
 }
 
 /// The running daemon.
@@ -84,6 +86,10 @@ fn profile_choice(s: &Settings, cfg: &Config) -> anyhow::Result<(String, &'stati
 
 fn load(s: &Settings, netns: &Netns) -> anyhow::Result<Loaded> {
     let mut config = Config::load(&s.config_path)?;
+    // Built before anything is applied: a wrong CA or secret file fails the (re)load.
+    let alertmanager = alertmanager::Client::new(&config.alerts)
+        .with_context(|| s.config_path.display().to_string())?
+        .map(std::sync::Arc::new);
     if let Some(m) = s.mode {
         config.mode = m;
     }
@@ -123,6 +129,7 @@ fn load(s: &Settings, netns: &Netns) -> anyhow::Result<Loaded> {
         profile_source,
         watch,
         plan,
+        alertmanager,
     })
 }
 
@@ -186,6 +193,11 @@ impl Daemon {
 
     pub fn config(&self) -> &Config {
         &self.loaded.config
+    }
+
+    /// The Alertmanager client of the configuration in force, if any.
+    pub fn alertmanager(&self) -> Option<std::sync::Arc<alertmanager::Client>> {
+        self.loaded.alertmanager.clone()
     }
 
     /// The plan found at the last (re)load, before enforce mode applied it.

@@ -10,7 +10,7 @@ use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::{interval, MissedTickBehavior};
 
-use super::{alertmanager, memory, notify, Daemon};
+use super::{memory, notify, Daemon};
 use crate::base::log;
 use crate::watch::snapshot::Sampler;
 use log::Level;
@@ -105,19 +105,16 @@ pub async fn run(
             }
             _ = alerts.tick() => {
                 let snap = sampler.read_async().await;
-                let (push, url) = {
+                let (push, am) = {
                     let mut d = lock(&daemon);
                     let push = d.alert_tick(snap, Instant::now());
                     publish(&mut d);
-                    (push, d.config().alerts.alertmanager_url.clone())
+                    (push, d.alertmanager())
                 };
-                if let Some(url) = url {
+                if let Some(am) = am {
                     let instance = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string();
-                    tokio::spawn(async move {
-                        if let Err(e) = alertmanager::push(&url, &push, &instance).await {
-                            log::log(Level::Warning, &format!("{e:#}"), &[]);
-                        }
-                    });
+                    // Only queues: each Alertmanager's own task delivers and retries.
+                    am.push(&push, &instance);
                 }
                 if !started {
                     started = true;

@@ -23,12 +23,50 @@ impl Format {
         }
     }
 
-    /// Picks the format from an HTTP Accept header.
+    /// Picks the format from an HTTP Accept header (RFC 9110 12.5.1): of the media ranges
+    /// nodetune can serve, the one with the highest quality, a specific type before a
+    /// wildcard at equal quality, the earlier one on a tie. `q=0` means "not acceptable".
+    /// Without a usable range, the text format (as client_golang).
     pub fn negotiate(accept: Option<&str>) -> Format {
-        match accept {
-            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
-            _ => Format::Text,
+        // (quality, specificity, format) of the best range so far.
+        let mut best: Option<(f32, u8, Format)> = None;
+        for range in accept.unwrap_or("").split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let (mut q, mut version) = (1.0f32, None);
+            for p in parts {
+                let Some((k, v)) = p.split_once('=') else {
+                    continue;
+                };
+                let v = v.trim().trim_matches('"');
+                match k.trim().to_ascii_lowercase().as_str() {
+                    // A malformed quality counts as 0, as in Go's goautoneg.
+                    "q" => {
+                        q = v
+                            .parse()
+                            .ok()
+                            .filter(|q| (0.0..=1.0).contains(q))
+                            .unwrap_or(0.0)
+                    }
+                    "version" => version = Some(v.to_string()),
+                    _ => {}
+                }
+            }
+            let v = version.as_deref();
+            let (specific, format) = match media.as_str() {
+                "application/openmetrics-text" if matches!(v, None | Some("1.0.0" | "0.0.1")) => {
+                    (2, Format::OpenMetrics)
+                }
+                "text/plain" if matches!(v, None | Some("0.0.4")) => (2, Format::Text),
+                "text/*" => (1, Format::Text),
+                "*/*" => (0, Format::Text),
+                _ => continue,
+            };
+            if q > 0.0 && best.is_none_or(|(bq, bs, _)| (q, specific) > (bq, bs)) {
+                best = Some((q, specific, format));
+            }
         }
+        best.map_or(Format::Text, |(_, _, f)| f)
     }
 }
 
@@ -290,6 +328,23 @@ mod tests {
             Format::OpenMetrics
         );
         assert_eq!(Format::negotiate(Some("text/plain")), Format::Text);
+        for (accept, want) in [
+            // What Prometheus sends.
+            ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1", Format::OpenMetrics),
+            ("application/openmetrics-text;q=0", Format::Text),
+            ("application/openmetrics-text; q=0.0, text/plain", Format::Text),
+            ("text/plain;q=0.5, application/openmetrics-text;q=0.9", Format::OpenMetrics),
+            ("application/openmetrics-text;q=0.4, text/plain;q=0.5", Format::Text),
+            ("*/*, application/openmetrics-text", Format::OpenMetrics),
+            ("application/openmetrics-text;version=2.0.0", Format::Text),
+            ("APPLICATION/OpenMetrics-Text; Q=1", Format::OpenMetrics),
+            ("application/openmetrics-text;q=nope", Format::Text),
+            ("application/json", Format::Text),
+            ("", Format::Text),
+        ] {
+            assert_eq!(Format::negotiate(Some(accept)), want, "{accept}");
+        }
+        assert_eq!(Format::negotiate(None), Format::Text);
     }
 
     #[test]

@@ -195,7 +195,7 @@ pub fn load(path: &Path) -> anyhow::Result<Settings> {
 
 /// Parses web-config text; `path` names it in errors and anchors relative certificate paths.
 pub fn parse(path: &Path, text: &str) -> anyhow::Result<Settings> {
-    let f: File = serde_yaml::from_str(text).map_err(|e| {
+    let f: File = serde_norway::from_str(text).map_err(|e| {
         let at = e
             .location()
             .map(|l| format!(":{}:{}", l.line(), l.column()))

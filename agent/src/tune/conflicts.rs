@@ -1,18 +1,23 @@
 //! Boot-time conflicts: sysctl.d and sysctl.conf entries that set a managed key to a value
-//! the profile does not accept. systemd-sysctl applies them at every boot (and udev re-runs it
-//! for new interfaces), so such an entry silently undoes the profile after a reboot.
+//! the profile does not accept, and the keys tuned's active profile sets. systemd-sysctl
+//! applies sysctl.d at every boot (and udev re-runs it for new interfaces), tuned whenever it
+//! starts, so such an entry silently undoes the profile after a reboot.
 //!
-//! Precedence follows sysctl.d(5): files from /etc/sysctl.d, /run/sysctl.d,
+//! Precedence follows systemd-sysctl (sysctl.d(5)): files from /etc/sysctl.d, /run/sysctl.d,
 //! /usr/local/lib/sysctl.d, /usr/lib/sysctl.d and /lib/sysctl.d are sorted by file name across
-//! directories (a name in an earlier directory masks the same name in a later one) and the last
-//! assignment of a key wins. procps `sysctl --system` also reads /etc/sysctl.conf, last.
+//! directories (a name in an earlier directory masks the same name in a later one); a later
+//! assignment of a key replaces an earlier one; an explicit key beats any glob, whatever the
+//! order; of the globs that match (fnmatch(3) per path component: `*`, `?`, `[...]`), the one
+//! applied last wins; `-KEY` without a value keeps every glob off that key. procps
+//! `sysctl --system` also reads /etc/sysctl.conf, last.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use super::kernel::{key_components, key_path};
+use super::tuned;
+use crate::base::glob;
 use crate::profile::Want;
 
 /// Directories systemd-sysctl reads, highest priority first.
@@ -35,19 +40,33 @@ pub struct Assignment {
     pub value: String,
 }
 
-/// A managed key that boot-time configuration sets differently.
+/// Which tool applies the assignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// systemd-sysctl at boot (sysctl.d).
+    SysctlD,
+    /// procps `sysctl --system` / `sysctl -p` (/etc/sysctl.conf).
+    SysctlConf,
+    /// tuned's active profile, whenever tuned starts or switches profile.
+    Tuned,
+}
+
+/// A managed key that boot-time configuration or tuned also sets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Conflict {
     pub key: String,
-    /// The assignment systemd-sysctl applies last at boot.
+    pub source: Source,
+    /// The assignment that is applied last (at boot, or when tuned starts).
     pub boot: Assignment,
-    /// True when that value does not satisfy the profile.
+    /// True when that value does not satisfy the profile. tuned's keys are reported either
+    /// way: the two tools write the same key.
     pub differs: bool,
     pub note: String,
 }
 
 fn conf_files(root: &Path) -> Vec<(String, PathBuf)> {
-    let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut by_name: std::collections::BTreeMap<String, PathBuf> = Default::default();
     for dir in SYSCTL_DIRS {
         let Ok(entries) = std::fs::read_dir(root.join(&dir[1..])) else {
             continue;
@@ -63,23 +82,27 @@ fn conf_files(root: &Path) -> Vec<(String, PathBuf)> {
     by_name.into_iter().collect()
 }
 
-/// Minimal glob for sysctl.d keys: `*` matches within one component.
-fn glob_match(pattern: &Path, key: &Path) -> bool {
-    let p: Vec<_> = pattern.iter().collect();
-    let k: Vec<_> = key.iter().collect();
-    p.len() == k.len()
-        && p.iter().zip(&k).all(|(p, k)| {
-            let (p, k) = (p.to_string_lossy(), k.to_string_lossy());
-            match p.split_once('*') {
-                None => p == k,
-                Some((pre, post)) => {
-                    k.len() >= pre.len() + post.len() && k.starts_with(pre) && k.ends_with(post)
-                }
-            }
-        })
+/// One key of systemd-sysctl's ordered table: its path components (a pattern when any holds
+/// a glob character), the value (None: a `-KEY` line that only shields the key from globs),
+/// and where it was set.
+#[derive(Debug)]
+struct Entry {
+    path: PathBuf,
+    pattern: bool,
+    value: Option<Assignment>,
 }
 
-fn parse_file(path: &Path, display: &str, out: &mut Vec<(PathBuf, Assignment)>) {
+/// Whether a glob entry's path matches a key's path, component by component (glob(3)).
+fn glob_matches(pattern: &Path, key: &Path) -> bool {
+    let (p, k): (Vec<_>, Vec<_>) = (pattern.iter().collect(), key.iter().collect());
+    p.len() == k.len()
+        && p.iter()
+            .zip(&k)
+            .all(|(p, k)| glob::fnmatch(&p.to_string_lossy(), &k.to_string_lossy()))
+}
+
+/// Reads one file into the table, as systemd-sysctl's parse_file does.
+fn parse_file(path: &Path, display: &str, table: &mut Vec<Entry>) {
     let Ok(text) = std::fs::read_to_string(path) else {
         return;
     };
@@ -88,34 +111,71 @@ fn parse_file(path: &Path, display: &str, out: &mut Vec<(PathBuf, Assignment)>) 
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
-        let Some((k, v)) = line.split_once('=') else {
-            continue;
+        let (key, value) = match line.split_once('=') {
+            // `-` only means "ignore failures" on an assignment.
+            Some((k, v)) => (k.trim().trim_start_matches('-').trim(), Some(v)),
+            None => match line.strip_prefix('-') {
+                Some(k) => (k.trim(), None),
+                None => continue,
+            },
         };
-        let k = k.trim().trim_start_matches('-');
-        // Globs are matched below; key_path refuses '*', so check the syntax without it.
-        let canon = if k.contains('*') {
-            key_path(&k.replace('*', "x"))
-                .ok()
-                .map(|_| key_components(k))
+        let pattern = glob::is_pattern(key);
+        let path = if pattern {
+            let p = key_components(key);
+            let sane = p
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !sane {
+                continue;
+            }
+            p
         } else {
-            key_path(k).ok()
+            match key_path(key) {
+                Ok(p) => p,
+                Err(_) => continue,
+            }
         };
-        if let Some(c) = canon {
-            out.push((
-                c,
-                Assignment {
-                    file: display.to_string(),
-                    line: i + 1,
-                    value: crate::profile::value::normalize(v),
-                },
-            ));
+        let value = value.map(|v| Assignment {
+            file: display.to_string(),
+            line: i + 1,
+            value: crate::profile::value::normalize(v),
+        });
+        // An equal re-assignment keeps its place; a different one moves to the end.
+        if let Some(pos) = table.iter().position(|e| e.path == path) {
+            let same = match (&table[pos].value, &value) {
+                (Some(a), Some(b)) => a.value == b.value,
+                (None, None) => true,
+                _ => false,
+            };
+            if same {
+                continue;
+            }
+            table.remove(pos);
         }
+        table.push(Entry {
+            path,
+            pattern,
+            value,
+        });
     }
+}
+
+/// The assignment systemd-sysctl applies last to a key, if any.
+fn winner<'a>(table: &'a [Entry], key: &Path) -> Option<&'a Assignment> {
+    if let Some(e) = table.iter().find(|e| !e.pattern && e.path == key) {
+        // An explicit value, or `-KEY`: no glob applies to it.
+        return e.value.as_ref();
+    }
+    table
+        .iter()
+        .filter(|e| e.pattern && glob_matches(&e.path, key))
+        .filter_map(|e| e.value.as_ref())
+        .next_back()
 }
 
 /// Finds conflicts for the given managed keys. `root` is prepended to every path.
 pub fn find(root: &Path, managed: &[(String, Want)]) -> Vec<Conflict> {
-    let mut assignments = Vec::new();
+    let mut table = Vec::new();
     let persist = Path::new(PERSIST_FILE)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned());
@@ -124,27 +184,21 @@ pub fn find(root: &Path, managed: &[(String, Want)]) -> Vec<Conflict> {
             continue;
         }
         let display = Path::new("/").join(path.strip_prefix(root).unwrap_or(&path));
-        parse_file(&path, &display.display().to_string(), &mut assignments);
+        parse_file(&path, &display.display().to_string(), &mut table);
     }
     let sysctl_conf = root.join("etc/sysctl.conf");
     let mut procps_only = Vec::new();
     parse_file(&sysctl_conf, "/etc/sysctl.conf", &mut procps_only);
+    let tuned = tuned::active(root, &tuned::Host::live());
 
     let mut out = Vec::new();
     for (key, want) in managed {
         let Ok(kp) = key_path(key) else { continue };
-        // Explicit keys beat globs regardless of order (sysctl.d(5)).
-        let explicit = assignments.iter().rev().find(|(p, _)| *p == kp);
-        let winner = explicit.or_else(|| {
-            assignments
-                .iter()
-                .rev()
-                .find(|(p, _)| p.to_string_lossy().contains('*') && glob_match(p, &kp))
-        });
-        if let Some((_, a)) = winner {
+        if let Some(a) = winner(&table, &kp) {
             let differs = !want.satisfied(&a.value);
             out.push(Conflict {
                 key: key.clone(),
+                source: Source::SysctlD,
                 boot: a.clone(),
                 differs,
                 note: if differs {
@@ -158,10 +212,11 @@ pub fn find(root: &Path, managed: &[(String, Want)]) -> Vec<Conflict> {
                 },
             });
         }
-        if let Some((_, a)) = procps_only.iter().rev().find(|(p, _)| *p == kp) {
+        if let Some(a) = winner(&procps_only, &kp) {
             if !want.satisfied(&a.value) {
                 out.push(Conflict {
                     key: key.clone(),
+                    source: Source::SysctlConf,
                     boot: a.clone(),
                     differs: true,
                     note: format!(
@@ -172,15 +227,129 @@ pub fn find(root: &Path, managed: &[(String, Want)]) -> Vec<Conflict> {
                 });
             }
         }
+        if let Some(t) = &tuned {
+            if let Some(s) = t.sysctl.iter().find(|s| s.path == kp) {
+                out.push(tuned_conflict(key, want, t, s));
+            }
+        }
     }
-    out.retain(|c| c.differs);
+    out.retain(|c| c.differs || c.source == Source::Tuned);
     out
+}
+
+fn tuned_conflict(key: &str, want: &Want, t: &tuned::Active, s: &tuned::Setting) -> Conflict {
+    let from = if s.profile == t.name {
+        String::new()
+    } else {
+        format!(" (inherited from {})", s.profile)
+    };
+    let differs = tuned::conflicts_with(want, &s.value);
+    let note = match differs {
+        Some(true) => format!(
+            "tuned's active profile {}{from} sets {} = {}, which the profile does not accept \
+             ({want}); tuned writes it whenever it starts or switches profile. Drop it in a \
+             child tuned profile ([main] include={}, [sysctl] drop={}) or switch tuned's profile",
+            t.name, s.key, s.value, t.name, s.key
+        ),
+        Some(false) => format!(
+            "tuned's active profile {}{from} also sets {} = {}, which the profile accepts",
+            t.name, s.key, s.value
+        ),
+        None => format!(
+            "tuned's active profile {}{from} also sets {} = {} (computed by tuned when it \
+             starts; compare with `tuned-adm verify`)",
+            t.name, s.key, s.value
+        ),
+    };
+    Conflict {
+        key: key.to_string(),
+        source: Source::Tuned,
+        boot: Assignment {
+            file: s.file.clone(),
+            line: s.line,
+            value: s.value.clone(),
+        },
+        differs: differs.unwrap_or(false),
+        note,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::profile::value::Rel;
+
+    fn eq(v: i64) -> Want {
+        Want::Ints(vec![Rel::Eq(v)])
+    }
+
+    /// systemd-sysctl's rules beyond one `*` per component: `?`, classes, negation, `-KEY`
+    /// shields, explicit keys beating later globs, and the last matching glob winning.
+    #[test]
+    fn globs_follow_systemd_sysctl() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        std::fs::create_dir_all(r.join("etc/sysctl.d")).unwrap();
+        std::fs::create_dir_all(r.join("usr/lib/sysctl.d")).unwrap();
+        std::fs::write(
+            r.join("usr/lib/sysctl.d/50-default.conf"),
+            "net.ipv4.conf.default.rp_filter = 2\n\
+             net.ipv4.conf.*.rp_filter = 2\n\
+             -net.ipv4.conf.all.rp_filter\n\
+             net.ipv4.conf.eth?.accept_redirects = 1\n\
+             net.ipv4.conf.[!l]*.log_martians = 1\n\
+             net.ipv4.conf.lo.log_martians = 0\n\
+             net.ipv4.conf.eth[0-3].arp_ignore = 3\n\
+             net/ipv4/conf/ens[[:digit:]]*/arp_ignore = 3\n",
+        )
+        .unwrap();
+        std::fs::write(
+            r.join("etc/sysctl.d/60-site.conf"),
+            "net.ipv4.conf.eth0.accept_redirects=0\n\
+             net.ipv4.conf.e*.accept_redirects = 1\n\
+             net.ipv4.conf.e*.accept_redirects = 5\n",
+        )
+        .unwrap();
+        let keys = [
+            ("net.ipv4.conf.all.rp_filter", 1),
+            ("net.ipv4.conf.eth1.rp_filter", 1),
+            ("net.ipv4.conf.default.rp_filter", 1),
+            ("net.ipv4.conf.eth0.accept_redirects", 1),
+            ("net.ipv4.conf.eth1.accept_redirects", 0),
+            ("net.ipv4.conf.eth10.accept_redirects", 0),
+            ("net.ipv4.conf.eth1.log_martians", 0),
+            ("net.ipv4.conf.lo.log_martians", 1),
+            ("net.ipv4.conf.eth2.arp_ignore", 0),
+            ("net.ipv4.conf.eth7.arp_ignore", 0),
+            ("net.ipv4.conf.ens5.arp_ignore", 0),
+        ];
+        let managed: Vec<(String, Want)> =
+            keys.iter().map(|(k, v)| (k.to_string(), eq(*v))).collect();
+        let got: Vec<(String, String, usize, String)> = find(r, &managed)
+            .into_iter()
+            .map(|c| (c.key, c.boot.file, c.boot.line, c.boot.value))
+            .collect();
+        let site = "/etc/sysctl.d/60-site.conf";
+        let default = "/usr/lib/sysctl.d/50-default.conf";
+        let want: Vec<(String, String, usize, String)> = [
+            // all is shielded by `-net.ipv4.conf.all.rp_filter`.
+            ("net.ipv4.conf.eth1.rp_filter", default, 2, "2"),
+            ("net.ipv4.conf.default.rp_filter", default, 1, "2"),
+            // The explicit key wins over the later glob.
+            ("net.ipv4.conf.eth0.accept_redirects", site, 1, "0"),
+            // The last matching glob: e* (re-assigned, moved to the end) beats eth?.
+            ("net.ipv4.conf.eth1.accept_redirects", site, 3, "5"),
+            ("net.ipv4.conf.eth10.accept_redirects", site, 3, "5"),
+            ("net.ipv4.conf.eth1.log_martians", default, 5, "1"),
+            ("net.ipv4.conf.lo.log_martians", default, 6, "0"),
+            ("net.ipv4.conf.eth2.arp_ignore", default, 7, "3"),
+            ("net.ipv4.conf.ens5.arp_ignore", default, 8, "3"),
+        ]
+        .iter()
+        .map(|(k, f, l, v)| (k.to_string(), f.to_string(), *l, v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn precedence_masks_and_globs() {

@@ -7,6 +7,7 @@ pub mod kernel;
 pub mod netns;
 pub mod plan;
 pub mod state;
+pub mod tuned;
 
 pub use apply::{apply, revert, ApplyOptions, Outcome, Step, StepResult};
 pub use kernel::Kernel;

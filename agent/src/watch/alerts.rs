@@ -4,6 +4,7 @@
 //! hysteresis. Also the `[alerts]` settings.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -18,8 +19,11 @@ pub struct Thresholds {
     /// How often counters are collected and alerts evaluated.
     #[serde(deserialize_with = "crate::base::duration::duration")]
     pub interval: Duration,
-    /// Alertmanager base URL (http://host:9093) to push alerts to; none by default.
+    /// One Alertmanager base URL (http://host:9093) to push alerts to; none by default. The
+    /// same as `[alerts.alertmanager] urls = [URL]`.
     pub alertmanager_url: Option<String>,
+    /// Several Alertmanagers, TLS and authentication (`[alerts.alertmanager]`).
+    pub alertmanager: Alertmanager,
     /// How long a condition must hold before the alert fires ("0s": on the first tick).
     #[serde(deserialize_with = "crate::base::duration::duration_or_zero")]
     pub for_duration: Duration,
@@ -44,11 +48,106 @@ pub struct Thresholds {
     pub softnet_squeeze_rate: f64,
 }
 
+/// `[alerts.alertmanager]`: where alerts are pushed and how. Every alert goes to each URL, as
+/// Prometheus sends to every Alertmanager of an HA cluster.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct Alertmanager {
+    /// Base URLs, `http://` or `https://`, with an optional path prefix.
+    pub urls: Vec<String>,
+    /// PEM file of the CA(s) that sign the Alertmanagers' certificates, instead of the
+    /// system's CA bundle.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and its key (PEM), for Alertmanagers that require mTLS.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// The name the server certificates are checked against, when not the URL's host.
+    pub server_name: Option<String>,
+    /// Basic authentication: the user, and a file holding the password.
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// A file holding a bearer token (`Authorization: Bearer …`).
+    pub bearer_token_file: Option<PathBuf>,
+    /// Longest one delivery attempt may take.
+    #[serde(deserialize_with = "crate::base::duration::duration")]
+    pub timeout: Duration,
+}
+
+impl Default for Alertmanager {
+    fn default() -> Self {
+        Alertmanager {
+            urls: Vec::new(),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            server_name: None,
+            username: None,
+            password_file: None,
+            bearer_token_file: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Thresholds {
+    /// Every Alertmanager URL configured (`alertmanager-url` and `[alerts.alertmanager] urls`).
+    pub fn alertmanager_urls(&self) -> Vec<String> {
+        self.alertmanager_url
+            .iter()
+            .chain(&self.alertmanager.urls)
+            .cloned()
+            .collect()
+    }
+
+    /// Settings that cannot work together, as (key, what to do).
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let am = &self.alertmanager;
+        if self.alertmanager_url.is_some() && !am.urls.is_empty() {
+            return Err((
+                "alertmanager-url",
+                "is also given as [alerts.alertmanager] urls: list every URL in urls".into(),
+            ));
+        }
+        if am.cert_file.is_some() != am.key_file.is_some() {
+            return Err((
+                if am.cert_file.is_some() {
+                    "cert-file"
+                } else {
+                    "key-file"
+                },
+                "a client certificate needs both cert-file and key-file".into(),
+            ));
+        }
+        if am.username.is_some() != am.password_file.is_some() {
+            return Err((
+                if am.username.is_some() {
+                    "username"
+                } else {
+                    "password-file"
+                },
+                "basic authentication needs both username and password-file".into(),
+            ));
+        }
+        if am.username.is_some() && am.bearer_token_file.is_some() {
+            return Err((
+                "bearer-token-file",
+                "choose basic authentication (username, password-file) or a bearer token, not both"
+                    .into(),
+            ));
+        }
+        if am.timeout.is_zero() {
+            return Err(("timeout", "must be longer than 0s".into()));
+        }
+        Ok(())
+    }
+}
+
 impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
             interval: Duration::from_secs(15),
             alertmanager_url: None,
+            alertmanager: Alertmanager::default(),
             for_duration: Duration::from_secs(60),
             clear_duration: Duration::from_secs(300),
             conntrack_ratio: 0.9,

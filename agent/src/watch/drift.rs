@@ -12,10 +12,10 @@ use crate::base::mode::Mode;
 use crate::collect::{Family, MetricType};
 use crate::profile::value::normalize;
 use crate::profile::{Target, Want};
-use crate::tune::conflicts;
 use crate::tune::kernel::{Current, Kernel};
 use crate::tune::plan::{Action, Plan};
 use crate::tune::state::{Original, Store};
+use crate::tune::{conflicts, tuned};
 
 /// Corrections of one key within [`FIGHT_WINDOW`] that make a fight.
 pub const FIGHT_CORRECTIONS: usize = 3;
@@ -373,17 +373,31 @@ impl DriftWatch {
     }
 }
 
-/// Names the likely other writer of a key: a sysctl.d entry, kube-proxy (conntrack keys),
-/// bpftune (the buffer and backlog keys it tunes), or "unknown".
+/// Names the likely other writer of a key: tuned (when its active profile sets the key), a
+/// sysctl.d entry, kube-proxy (conntrack keys), bpftune (the buffer and backlog keys it
+/// tunes), or "unknown".
 pub fn likely_writer(root: &Path, procfs: &Path, key: &str) -> String {
     let mut found = Vec::new();
     // Any boot-time entry for the key (with "accept nothing" every assignment differs).
     let never = Want::Text("\u{0}".into());
     for c in conflicts::find(root, &[(key.to_string(), never)]) {
-        found.push(format!(
-            "{}:{} sets {}",
-            c.boot.file, c.boot.line, c.boot.value
-        ));
+        let at = format!("{}:{} sets {}", c.boot.file, c.boot.line, c.boot.value);
+        if c.source == conflicts::Source::Tuned {
+            let state = if tuned::running(root, procfs) {
+                "running"
+            } else {
+                "not running now"
+            };
+            found.insert(
+                0,
+                format!(
+                    "tuned ({state}; its active profile {at}; it writes the key whenever it \
+                     starts or switches profile: drop the key from the tuned profile)"
+                ),
+            );
+        } else {
+            found.push(at);
+        }
     }
     let running = |name: &str| -> bool {
         std::fs::read_dir(procfs)
@@ -517,6 +531,40 @@ mod tests {
             (corrections as u64, 4)
         );
         assert_eq!(w.counts(), (0, 1));
+    }
+
+    #[test]
+    fn a_fight_with_tuned_names_tuned() {
+        let d = tempfile::tempdir().unwrap();
+        let (root, procfs) = (d.path().join("root"), d.path().join("proc"));
+        let write = |p: &Path, text: &str| {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        let key = "net.core.somaxconn";
+        assert!(likely_writer(&root, &procfs, key).starts_with("unknown"));
+        write(&root.join("etc/tuned/active_profile"), "site\n");
+        write(
+            &root.join("usr/lib/tuned/site/tuned.conf"),
+            "[main]\nsummary=s\n\n[sysctl]\nnet.core.somaxconn=1024\n",
+        );
+        write(
+            &root.join("etc/sysctl.d/50-x.conf"),
+            "net.core.somaxconn = 512\n",
+        );
+        let w = likely_writer(&root, &procfs, key);
+        assert!(
+            w.starts_with(
+                "tuned (not running now; its active profile /usr/lib/tuned/site/tuned.conf:5 sets 1024;"
+            ),
+            "{w}"
+        );
+        assert!(w.ends_with("; /etc/sysctl.d/50-x.conf:1 sets 512"), "{w}");
+        // Running: the PID file names a process whose comm is tuned.
+        write(&root.join("run/tuned/tuned.pid"), "4242\n");
+        write(&procfs.join("4242/comm"), "tuned\n");
+        assert!(likely_writer(&root, &procfs, key).starts_with("tuned (running;"));
+        assert!(!likely_writer(&root, &procfs, "net.core.rmem_max").contains("tuned"));
     }
 
     #[test]

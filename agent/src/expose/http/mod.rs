@@ -6,9 +6,11 @@
 //! - `route`: one request, from authentication to the encoded scrape;
 //! - `conn`: the open connections, their cap and eviction;
 //! - `listen`: addresses, binding, the open-files limit;
-//! - `serve`: the accept loop and shutdown.
+//! - `serve`: the accept loop and shutdown;
+//! - `handshake`: why a TLS handshake was refused, logged.
 
 mod conn;
+mod handshake;
 mod listen;
 mod route;
 mod serve;

@@ -39,16 +39,11 @@ pub fn filter(
     enabled: &[&'static str],
 ) -> Result<Option<(bool, Vec<String>)>, String> {
     let (mut collect, mut exclude) = (Vec::new(), Vec::new());
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = k
-            .replace("%5B", "[")
-            .replace("%5D", "]")
-            .replace("%5b", "[")
-            .replace("%5d", "]");
-        match k.as_str() {
-            "collect[]" => collect.push(v.to_string()),
-            "exclude[]" => exclude.push(v.to_string()),
+    // Names and values are percent-decoded (and '+' is a space), as Go's url.ParseQuery does.
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "collect[]" => collect.push(v.into_owned()),
+            "exclude[]" => exclude.push(v.into_owned()),
             _ => {}
         }
     }
@@ -284,6 +279,11 @@ mod tests {
         assert_eq!(
             filter(Some("exclude%5B%5D=cpu"), &en),
             Ok(Some((false, vec!["cpu".into()])))
+        );
+        // Any escape in names and values, not just the brackets.
+        assert_eq!(
+            filter(Some("%63ollect%5b%5d=mem%69nfo&collect[]=%63pu&x=%zz"), &en),
+            Ok(Some((true, vec!["meminfo".into(), "cpu".into()])))
         );
         assert!(filter(Some("collect[]=cpu&exclude[]=meminfo"), &en)
             .unwrap_err()

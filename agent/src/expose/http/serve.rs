@@ -13,11 +13,15 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use super::conn::{Busy, Held, Registry, Ticket, Tracked, PENDING_BUDGET};
+use super::handshake;
 use super::route::{handle, Resp};
 use super::Endpoint;
 
 /// Request heads (request line and headers) larger than this get 431.
 const MAX_HEAD: usize = 64 * 1024;
+
+/// A TLS handshake must complete within this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A request head must arrive within this; also closes keep-alive connections idle this long.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -93,7 +97,7 @@ pub async fn serve(
                     a = l.accept() => a,
                     _ = stop_requested(&mut stop) => break,
                 };
-                let Ok((stream, _)) = accepted else {
+                let Ok((stream, peer)) = accepted else {
                     // EMFILE and the like: back off (as Go's server does) rather than spin.
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
@@ -138,11 +142,15 @@ pub async fn serve(
                         Some(acceptor) => {
                             // A handshake that never completes must not hold the task forever.
                             let hs = tokio::select! {
-                                hs = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(io)) => hs,
+                                hs = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)) => hs,
                                 _ = ticket.slot.evict.notified() => return,
                             };
-                            if let Ok(Ok(s)) = hs {
-                                drive(&b, s, svc, &ticket, stop).await;
+                            // A refusal says why (rate-limited): an mTLS client that
+                            // cannot connect is otherwise a mystery on both ends.
+                            match hs {
+                                Ok(Ok(s)) => drive(&b, s, svc, &ticket, stop).await,
+                                Ok(Err(e)) => handshake::log_refusal(Some(peer), &handshake::explain_io(&e)),
+                                Err(_) => handshake::log_refusal(Some(peer), &handshake::timed_out(HANDSHAKE_TIMEOUT)),
                             }
                         }
                         None => drive(&b, io, svc, &ticket, stop).await,
