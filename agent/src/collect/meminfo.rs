@@ -145,7 +145,8 @@ pub fn parse_meminfo(text: &str) -> anyhow::Result<Vec<Line<'_>>> {
         let value = fields
             .next()
             .with_context(|| format!("malformed line {line:?}"))?;
-        let value = util::go_parse_uint(value, 0, 64).with_context(|| format!("invalid value in {line:?}"))?;
+        let value = util::go_parse_uint(value, 0, 64)
+            .with_context(|| format!("invalid value in {line:?}"))?;
         let kb = match fields.next() {
             None => false,
             Some("kB") => true,

@@ -2,6 +2,7 @@
 //! configured roots (`--path.procfs`, `--path.sysfs`, `--path.rootfs`) and producing
 //! [`Family`] samples. Data flows one way: sources → samples → encoder / alert rules.
 
+pub mod attr;
 pub mod options;
 pub mod pool;
 pub mod sample;

@@ -113,7 +113,8 @@ fn go_clean(p: &str) -> String {
 fn read_uint(path: &Path) -> anyhow::Result<u64> {
     let raw = util::read_bytes(path).with_context(|| format!("reading {}", path.display()))?;
     let text = util::valid_utf8(util::go_trim_space(&raw));
-    util::go_parse_uint(&text, 10, 64).with_context(|| format!("parsing {} ({text:?})", path.display()))
+    util::go_parse_uint(&text, 10, 64)
+        .with_context(|| format!("parsing {} ({text:?})", path.display()))
 }
 
 /// Why reading the zones failed: no data (absent, not permitted) or an error.

@@ -82,8 +82,10 @@ fn hex(cols: &[&str], i: usize) -> anyhow::Result<u32> {
 
 fn parse(text: &str) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
+    let mut cols: Vec<&str> = Vec::new();
     for (line_no, line) in text.lines().enumerate() {
-        let cols: Vec<&str> = line.split_whitespace().collect();
+        cols.clear();
+        cols.extend(line.split_whitespace());
         let w = cols.len();
         anyhow::ensure!(
             w >= 9,
@@ -123,10 +125,16 @@ impl Collector for Softnet {
             .iter()
             .map(|(n, h, k)| Family::new(*n, *h, *k))
             .collect();
-        for r in rows {
-            let cpu = r.cpu.to_string();
-            for (f, v) in fams.iter_mut().zip(r.values) {
-                f.push(&[("cpu", &cpu)], f64::from(v));
+        // In the order /metrics lists them (CPU labels as text), so that the encoder finds
+        // them sorted; a stable sort, so that of two rows for one CPU the first still wins.
+        let mut rows: Vec<(String, [u32; 7])> = rows
+            .into_iter()
+            .map(|r| (r.cpu.to_string(), r.values))
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        for (cpu, values) in &rows {
+            for (f, v) in fams.iter_mut().zip(values) {
+                f.push(&[("cpu", cpu)], f64::from(*v));
             }
         }
         out.extend(fams);
