@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::attr::{Attr, Dir, Listing};
-use super::{Collector, Family, MetricType, Options};
+use super::{labels, Collector, Family, Labels, MetricType, Options};
 
 struct Cpufreq {
     dir: PathBuf,
@@ -81,6 +81,8 @@ enum Freq {
 /// What one CPU's cpufreq directory offers.
 struct CpuFreq {
     cpu: String,
+    /// The series' labels (cpu), kept.
+    labels: Labels,
     freqs: Vec<Freq>,
     governor: Option<Attr>,
     available: Option<Attr>,
@@ -133,6 +135,7 @@ fn setup(cpu: &str, dir: &Path) -> Option<CpuFreq> {
         .collect();
     Some(CpuFreq {
         cpu: cpu.to_string(),
+        labels: labels(&[("cpu", cpu)]),
         freqs,
         governor: Attr::open(&dir.join("scaling_governor")).ok(),
         available: Attr::open(&dir.join("scaling_available_governors")).ok(),
@@ -212,7 +215,7 @@ impl Collector for Cpufreq {
                     Freq::Read(a) => khz(a, &mut buf),
                 };
                 if let Some(v) = v {
-                    f.push(&[("cpu", cpu)], v * 1000.0);
+                    f.push_labels(&c.labels, v * 1000.0);
                 }
             }
             let current = c

@@ -20,7 +20,7 @@ use anyhow::Context;
 use regex::Regex;
 
 use super::attr::{Attr, Dir, Listing};
-use super::{Collector, Family, MetricType, Options};
+use super::{labels, Collector, Family, Labels, MetricType, Options};
 
 const SENSOR_TYPES: &[&str] = &[
     "vrm",
@@ -95,8 +95,9 @@ struct Cache {
     /// Its listing when `chips` was set up, and the sensor kind they were set up for.
     seen: Option<(Listing, Option<&'static str>)>,
     chips: Vec<ChipCache>,
-    /// Every family name the chips' properties export, once (see [`Desc::family`]).
+    /// Every family name and help text the chips' properties export, once (see [`Desc`]).
     families: Vec<String>,
+    helps: Vec<String>,
 }
 
 /// One chip the filters keep: its label and name (read once), and its sensor files.
@@ -118,6 +119,9 @@ struct ChipCache {
 struct Sensor {
     name: String,
     kind: String,
+    /// Its series' labels (chip, sensor), and with its label when that is fixed.
+    labels: Labels,
+    labelled: Option<Labels>,
     props: Vec<Prop>,
     /// Where the "label" and bare ("") properties are in `props`.
     label: Option<usize>,
@@ -143,9 +147,9 @@ enum Source {
 
 /// How a property's value becomes a sample.
 struct Desc {
-    /// Index into [`Cache::families`].
+    /// Indexes into [`Cache::families`] and [`Cache::helps`].
     family: usize,
-    help: String,
+    help: usize,
     kind: MetricType,
     scale: Scale,
     /// A GPU clock (freq*_input): labelled by the sensor's label, and only when it has one.
@@ -228,20 +232,26 @@ impl Prop {
     }
 }
 
-/// The family index of `name`, adding it.
-fn family(families: &mut Vec<String>, name: String) -> usize {
-    match families.iter().position(|f| *f == name) {
+/// The index of `name` in `table`, adding it.
+fn intern(table: &mut Vec<String>, name: String) -> usize {
+    match table.iter().position(|f| *f == name) {
         Some(i) => i,
         None => {
-            families.push(name);
-            families.len() - 1
+            table.push(name);
+            table.len() - 1
         }
     }
 }
 
+/// The family and help tables a setup adds to.
+struct Tables<'a> {
+    families: &'a mut Vec<String>,
+    helps: &'a mut Vec<String>,
+}
+
 /// How node_exporter exports property `e` of a sensor of `kind` (None: it does not, or not
 /// this way: labels and the special kinds are handled per sensor).
-fn describe(families: &mut Vec<String>, kind: &str, e: &str, bare: bool) -> Option<Desc> {
+fn describe(t: &mut Tables<'_>, kind: &str, e: &str, bare: bool) -> Option<Desc> {
     if e == "label" || matches!(kind, "beep_enable" | "vrm" | "update_interval") {
         return None;
     }
@@ -354,8 +364,8 @@ fn describe(families: &mut Vec<String>, kind: &str, e: &str, bare: bool) -> Opti
         ),
     };
     Some(Desc {
-        family: family(families, name),
-        help,
+        family: intern(t.families, name),
+        help: intern(t.helps, help),
         kind: kind_,
         scale,
         freq,
@@ -411,7 +421,11 @@ impl Reader {
             let seen = (own, device);
             if chip.seen != Some(seen) {
                 chip.sensors.clear();
-                chip.sensors = self.setup_sensors(chip, only, &mut cache_ref.families);
+                let mut tables = Tables {
+                    families: &mut cache_ref.families,
+                    helps: &mut cache_ref.helps,
+                };
+                chip.sensors = self.setup_sensors(chip, only, &mut tables);
                 chip.seen = Some(seen);
             }
         }
@@ -452,7 +466,7 @@ impl Reader {
         &self,
         chip: &ChipCache,
         only: Option<&str>,
-        families: &mut Vec<String>,
+        tables: &mut Tables<'_>,
     ) -> Vec<Sensor> {
         // sensor → (kind, property → sources); sorted by name, as node_exporter reads them.
         type Files = BTreeMap<String, (String, BTreeMap<String, Vec<Source>>)>;
@@ -502,13 +516,22 @@ impl Reader {
                 let props: Vec<Prop> = props
                     .into_iter()
                     .map(|(element, sources)| Prop {
-                        desc: [false, true].map(|bare| describe(families, &kind, &element, bare)),
+                        desc: [false, true].map(|bare| describe(tables, &kind, &element, bare)),
                         element,
                         sources,
                     })
                     .collect();
+                let label = props.iter().position(|p| p.element == "label");
+                let fixed = label.and_then(|i| match props[i].sources.last() {
+                    Some(Source::Fixed(v)) => Some(valid_utf8(v)),
+                    _ => None,
+                });
                 Sensor {
-                    label: props.iter().position(|p| p.element == "label"),
+                    labels: labels(&[("chip", &chip.label), ("sensor", &name)]),
+                    labelled: fixed.map(|l| {
+                        labels(&[("chip", &chip.label), ("sensor", &name), ("label", &l)])
+                    }),
+                    label,
                     bare: props.iter().position(|p| p.element.is_empty()),
                     name,
                     kind,
@@ -693,52 +716,49 @@ fn num(raw: &[u8]) -> Option<f64> {
 
 /// This scrape's families, by [`Cache::families`] index; a family is created by its first
 /// sample, with that sample's help text (as node_exporter registers them).
-struct Out {
+struct Out<'c> {
     fams: Vec<Option<Family>>,
     /// Families with fixed names (labels, chip names, the special kinds), by name.
     named: BTreeMap<&'static str, Family>,
+    families: &'c [String],
+    helps: &'c [String],
 }
 
-impl Out {
-    fn push(&mut self, d: &Desc, families: &[String], labels: &[(&'static str, &str)], v: f64) {
-        let slot = &mut self.fams[d.family];
-        slot.get_or_insert_with(|| Family::new(families[d.family].clone(), d.help.clone(), d.kind))
-            .push(labels, d.scale.apply(v));
+impl Out<'_> {
+    fn push(&mut self, d: &Desc, labels: &Labels, v: f64) {
+        let (families, helps) = (self.families, self.helps);
+        self.fams[d.family]
+            .get_or_insert_with(|| {
+                Family::new(families[d.family].clone(), helps[d.help].clone(), d.kind)
+            })
+            .push_labels(labels, d.scale.apply(v));
     }
 
-    fn push_named(
-        &mut self,
-        name: &'static str,
-        help: &'static str,
-        labels: &[(&'static str, &str)],
-        v: f64,
-    ) {
+    fn push_named(&mut self, name: &'static str, help: &'static str, labels: &Labels, v: f64) {
         self.named
             .entry(name)
             .or_insert_with(|| Family::new(name, help, MetricType::Gauge))
-            .push(labels, v);
+            .push_labels(labels, v);
     }
 }
 
 impl Hwmon {
     /// One sensor's samples, from this scrape's values of its properties.
-    fn emit(
-        &self,
-        chip: &str,
-        s: &Sensor,
-        vals: &[Option<Raw>],
-        families: &[String],
-        out: &mut Out,
-    ) {
+    fn emit(&self, chip: &str, s: &Sensor, vals: &[Option<Raw>], out: &mut Out<'_>) {
         let sensor = s.name.as_str();
-        let labels = [("chip", chip), ("sensor", sensor)];
+        let labels = &s.labels;
         let value = |i: Option<usize>| i.and_then(|i| vals[i].as_ref()).map(Raw::bytes);
         let label = value(s.label).map(valid_utf8);
         if let Some(label) = &label {
+            let set = match &s.labelled {
+                // A fixed label: its label set is kept.
+                Some(set) => set.clone(),
+                None => self::labels(&[("chip", chip), ("sensor", sensor), ("label", label)]),
+            };
             out.push_named(
                 "node_hwmon_sensor_label",
                 "Label for given chip and sensor",
-                &[("chip", chip), ("sensor", sensor), ("label", label)],
+                &set,
                 1.0,
             );
         }
@@ -749,7 +769,7 @@ impl Hwmon {
                 out.push_named(
                     "node_hwmon_beep_enabled",
                     "Hardware beep enabled",
-                    &labels,
+                    labels,
                     v,
                 );
                 return;
@@ -759,7 +779,7 @@ impl Hwmon {
                     out.push_named(
                         "node_hwmon_voltage_regulator_version",
                         "Hardware voltage regulator",
-                        &labels,
+                        labels,
                         v,
                     );
                 }
@@ -770,7 +790,7 @@ impl Hwmon {
                     out.push_named(
                         "node_hwmon_update_interval_seconds",
                         "Hardware monitor update interval",
-                        &labels,
+                        labels,
                         v * 0.001,
                     );
                 }
@@ -789,9 +809,13 @@ impl Hwmon {
                 let Some(l) = &label else {
                     continue;
                 };
-                out.push(d, families, &[("chip", chip), ("sensor", &clean(l))], v);
+                out.push(
+                    d,
+                    &self::labels(&[("chip", chip), ("sensor", &clean(l))]),
+                    v,
+                );
             } else {
-                out.push(d, families, &labels, v);
+                out.push(d, labels, v);
             }
         }
     }
@@ -803,6 +827,8 @@ impl Collector for Hwmon {
         let mut o = Out {
             fams: (0..cache.families.len()).map(|_| None).collect(),
             named: BTreeMap::new(),
+            families: &cache.families,
+            helps: &cache.helps,
         };
         let mut vals: Vec<Option<Raw>> = Vec::new();
         for chip in &cache.chips {
@@ -810,14 +836,14 @@ impl Collector for Hwmon {
                 o.push_named(
                     "node_hwmon_chip_names",
                     "Annotation metric for human-readable chip names",
-                    &[("chip", &chip.label), ("chip_name", n)],
+                    &labels(&[("chip", &chip.label), ("chip_name", n)]),
                     1.0,
                 );
             }
             for s in &chip.sensors {
                 vals.clear();
                 vals.extend(s.props.iter().map(Prop::value));
-                self.emit(&chip.label, s, &vals, &cache.families, &mut o);
+                self.emit(&chip.label, s, &vals, &mut o);
             }
         }
         let mut fams: Vec<Family> = o.fams.into_iter().flatten().collect();

@@ -49,7 +49,7 @@ mod vmstat;
 mod watchdog;
 
 pub use options::Options;
-pub use sample::{Family, MetricType, Sample, Text};
+pub use sample::{labels, Family, Labels, MetricType, Sample, Text};
 
 /// A collector gathers one group of families per scrape.
 pub trait Collector: Send + Sync {

@@ -467,7 +467,7 @@ mod tests {
             .find(|f| f.name == name)?
             .samples
             .iter()
-            .find(|s| s.labels == [(crate::collect::Text::from("device"), dev.to_string())])
+            .find(|s| s.labels[..] == [(crate::collect::Text::from("device"), dev.to_string())])
             .map(|s| s.value)
     }
 

@@ -4,13 +4,17 @@
 //! CPU is the line number and the backlog 0. An unparsable column fails the collector.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::Context;
 
-use super::{util, Collector, Family, MetricType, Options};
+use super::{labels, util, Collector, Family, Labels, MetricType, Options};
 
 struct Softnet {
     path: PathBuf,
+    /// The CPUs of the last read (file order), and the order /metrics lists their rows in
+    /// (CPU labels as text) with their label sets: kept while the CPUs stay the same.
+    order: Mutex<(Vec<u32>, Vec<(usize, Labels)>)>,
 }
 
 /// (metric, help, type), in the order of [`Row::values`].
@@ -127,14 +131,23 @@ impl Collector for Softnet {
             .collect();
         // In the order /metrics lists them (CPU labels as text), so that the encoder finds
         // them sorted; a stable sort, so that of two rows for one CPU the first still wins.
-        let mut rows: Vec<(String, [u32; 7])> = rows
-            .into_iter()
-            .map(|r| (r.cpu.to_string(), r.values))
-            .collect();
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
-        for (cpu, values) in &rows {
-            for (f, v) in fams.iter_mut().zip(values) {
-                f.push(&[("cpu", cpu)], f64::from(*v));
+        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        if order.0.len() != rows.len() || order.0.iter().zip(&rows).any(|(a, r)| *a != r.cpu) {
+            let mut text: Vec<(String, usize)> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.cpu.to_string(), i))
+                .collect();
+            text.sort_by(|a, b| a.0.cmp(&b.0));
+            order.0 = rows.iter().map(|r| r.cpu).collect();
+            order.1 = text
+                .into_iter()
+                .map(|(cpu, i)| (i, labels(&[("cpu", &cpu)])))
+                .collect();
+        }
+        for (i, set) in &order.1 {
+            for (f, v) in fams.iter_mut().zip(rows[*i].values) {
+                f.push_labels(set, f64::from(v));
             }
         }
         out.extend(fams);
@@ -145,6 +158,7 @@ impl Collector for Softnet {
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Softnet {
         path: opts.procfs.join("net/softnet_stat"),
+        order: Mutex::default(),
     }))
 }
 
@@ -196,6 +210,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let c = Softnet {
             path: d.path().join("softnet_stat"),
+            order: Mutex::default(),
         };
         assert!(c.collect(&mut Vec::new()).is_err());
         // A counter that went backwards (u32 wrap in the kernel) is reported as read.

@@ -145,7 +145,9 @@ pub fn normalize(mut fams: Vec<Family>) -> Vec<Family> {
     for f in &mut out {
         for s in &mut f.samples {
             if !s.labels.is_sorted_by(|a, b| a.0 <= b.0) {
-                s.labels.sort_by(|a, b| a.0.cmp(&b.0));
+                let mut sorted = s.labels.to_vec();
+                sorted.sort_by(|a, b| a.0.cmp(&b.0));
+                s.labels = sorted.into();
             }
         }
         // client_golang's order: fewer labels first, then label values in label-name order.
