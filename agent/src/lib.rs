@@ -13,7 +13,7 @@
 //! - [`expose`]: the scrape, the encoders, web-config (TLS, auth) and the HTTP endpoint;
 //! - [`watch`]: drift detection, the typed snapshot the alert rules read, saturation ratios,
 //!   the alert catalogue and the alert engine;
-//! - [`config`]: `/etc/nodetune/nodetune.toml`;
+//! - [`config`], the configuration file `/etc/nodetune/nodetune.toml`;
 //! - [`daemon`]: the daemon's life cycle (start, apply, ticks, reloads, systemd, Alertmanager);
 //! - [`cli`]: the command line, one file per command group.
 

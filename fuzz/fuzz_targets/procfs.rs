@@ -110,20 +110,50 @@ const FILES: &[&str] = &[
     "sys/class/infiniband/mlx4_0/ports/1/rate",
     "sys/class/infiniband/mlx4_0/ports/1/counters/port_rcv_data",
     "sys/class/infiniband/mlx4_0/ports/1/hw_counters/lifespan",
+    "proc/1/mountinfo",
+    "proc/diskstats",
+    "udev/b8:0",
+    "sys/block/sda/queue/rotational",
+    "etc/os-release",
+    "usr/lib/os-release",
+    "proc/sys/kernel/random/entropy_avail",
+    "proc/sys/kernel/random/poolsize",
+    "proc/schedstat",
+    "proc/spl/kstat/zfs/arcstats",
+    "proc/spl/kstat/zfs/pool1/io",
+    "proc/spl/kstat/zfs/pool1/objset-0x36",
+    "proc/spl/kstat/zfs/pool1/state",
+    "sys/fs/xfs/sda1/stats/stats",
+    "sys/fs/btrfs/0abb23a9-579b-43e6-ad30-227ef47fcb9d/label",
+    "sys/fs/btrfs/0abb23a9-579b-43e6-ad30-227ef47fcb9d/commit_stats",
+    "sys/fs/btrfs/0abb23a9-579b-43e6-ad30-227ef47fcb9d/devices/sda/size",
+    "sys/fs/btrfs/0abb23a9-579b-43e6-ad30-227ef47fcb9d/allocation/data/raid5/used_bytes",
+    "sys/fs/btrfs/0abb23a9-579b-43e6-ad30-227ef47fcb9d/allocation/metadata/dup/total_bytes",
+    "sys/fs/btrfs/0abb23a9-579b-43e6-ad30-227ef47fcb9d/allocation/system/single/total_bytes",
+    "sys/fs/bcache/deaddd54-c735-46d5-868e-f331c5fd7c74/average_key_size",
+    "sys/fs/bcache/deaddd54-c735-46d5-868e-f331c5fd7c74/bdev0/dirty_data",
+    "sys/fs/bcache/deaddd54-c735-46d5-868e-f331c5fd7c74/bdev0/writeback_rate_debug",
+    "sys/fs/bcache/deaddd54-c735-46d5-868e-f331c5fd7c74/cache0/priority_stats",
 ];
 
 /// Collectors that read only the tree (not netlink, ioctls or the clock): arp and netclass
-/// with their file paths (see the flags below).
+/// with their file paths (see the flags below); btrfs's ioctls are only tried on btrfs mounts
+/// listed in proc/1/mountinfo, which the tree does not have.
 const COLLECTORS: &[&str] = &[
     "arp",
+    "bcache",
     "bonding",
+    "btrfs",
     "conntrack",
     "cpu",
     "cpufreq",
+    "diskstats",
     "dmi",
     "edac",
+    "entropy",
     "fibrechannel",
     "filefd",
+    "filesystem",
     "hwmon",
     "infiniband",
     "ipvs",
@@ -133,12 +163,14 @@ const COLLECTORS: &[&str] = &[
     "netclass",
     "netdev",
     "netstat",
-    "nvme",
-    "powersupplyclass",
     "nfs",
     "nfsd",
+    "nvme",
+    "os",
+    "powersupplyclass",
     "pressure",
     "rapl",
+    "schedstat",
     "sockstat",
     "softnet",
     "stat",
@@ -148,6 +180,8 @@ const COLLECTORS: &[&str] = &[
     "udp_queues",
     "vmstat",
     "watchdog",
+    "xfs",
+    "zfs",
 ];
 
 struct Tree {
@@ -173,6 +207,7 @@ fn tree() -> &'static Tree {
             format!("--path.procfs={}", root.join("proc").display()),
             format!("--path.sysfs={}", root.join("sys").display()),
             format!("--path.rootfs={}", root.display()),
+            format!("--path.udev.data={}", root.join("udev").display()),
             format!(
                 "--collector.textfile.directory={}",
                 root.join("textfile").display()
@@ -182,6 +217,7 @@ fn tree() -> &'static Tree {
             "--collector.stat.softirq".to_string(),
             "--collector.netstat.fields=.*".to_string(),
             "--collector.vmstat.fields=.*".to_string(),
+            "--collector.bcache.priorityStats".to_string(),
         ];
         flags.extend(COLLECTORS.iter().map(|c| format!("--collector.{c}")));
         let opts = Options::from_flags(flags).expect("collector flags");

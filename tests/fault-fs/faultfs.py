@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """A tiny FUSE filesystem that serves files which fail in chosen, real ways.
 
-Used by tests/tests/faults.rs: the test plants symlinks from a fixture tree into the mount, so
-the collector's open()/read() go through the kernel's FUSE path and get real errnos back.
+Used by tests/tests/faults.rs (which plants symlinks from a fixture tree into the mount, so
+the collector's open()/read() go through the kernel's FUSE path and get real errnos back) and
+tests/tests/filesystem.rs (a mount whose statfs never answers).
 
-Usage: faultfs.py MOUNTPOINT SPEC.json
+Usage: faultfs.py MOUNTPOINT SPEC.json [--statfs-block-until PATH]
 SPEC maps a file name (flat, no directories) to an object:
   {"content": "text", "fault": KIND}
 KIND is one of
@@ -17,6 +18,10 @@ KIND is one of
                   hands out records), later reads see only the first N lines: the file lost
                   entries while being read, like /proc/net/dev when a device goes.
 Runs in the foreground until unmounted; prints "ready" on stdout once serving.
+
+Option --statfs-block-until PATH: statfs(2) on the mount blocks until PATH exists (a dead NFS
+server, a hung FUSE daemon), then answers: block size 4096, 1000 blocks, 500 free, 400
+available, 100 inodes, 50 free. Without it statfs answers the same at once.
 """
 
 import errno
@@ -31,8 +36,9 @@ from fusepy import FUSE, FuseOSError, Operations
 
 
 class FaultFS(Operations):
-    def __init__(self, spec):
+    def __init__(self, spec, statfs_gate=None):
         self.spec = spec
+        self.statfs_gate = statfs_gate
         self.mu = threading.Lock()
         self.removed = set()
         # fh -> state of one open file: reads seen so far.
@@ -94,6 +100,13 @@ class FaultFS(Operations):
                 data = b"".join(lines[:int(fault[7:])])
         return data[offset:offset + size]
 
+    def statfs(self, path):
+        # Blocks this request (fusepy serves others on other threads) until the gate opens.
+        while self.statfs_gate and not os.path.exists(self.statfs_gate):
+            time.sleep(0.01)
+        return dict(f_bsize=4096, f_frsize=4096, f_blocks=1000, f_bfree=500, f_bavail=400,
+                    f_files=100, f_ffree=50, f_favail=50, f_namemax=255)
+
     def release(self, path, fh):
         with self.mu:
             self.handles.pop(fh, None)
@@ -102,6 +115,9 @@ class FaultFS(Operations):
 
 def main():
     mnt, spec_path = sys.argv[1], sys.argv[2]
+    gate = None
+    if len(sys.argv) == 5 and sys.argv[3] == "--statfs-block-until":
+        gate = sys.argv[4]
     with open(spec_path) as f:
         spec = json.load(f)
 
@@ -113,7 +129,7 @@ def main():
 
     threading.Thread(target=announce, daemon=True).start()
     # direct_io: no page cache, every read() reaches us (and its errno reaches the reader).
-    FUSE(FaultFS(spec), mnt, foreground=True, nothreads=False, direct_io=True,
+    FUSE(FaultFS(spec, gate), mnt, foreground=True, nothreads=False, direct_io=True,
          fsname="nodetune-faultfs")
 
 

@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end suite: locate (and build once) the nodetune binary, and decide
 //! whether a privileged test may run.
 
+pub mod beside;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -280,16 +282,26 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `prefix… nodetune run ARGS` with the state directory in a temporary dir.
     pub fn start(prefix: &[&str], args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_bin(&bin(), prefix, args, env)
+    }
+
+    /// As [`Daemon::start`], with another nodetune binary (the installed package's).
+    pub fn start_bin(
+        bin: &std::path::Path,
+        prefix: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("stderr.log");
         // A test may pass its own --state-dir=DIR (to share one with the CLI).
         let own_state = args.iter().find_map(|a| a.strip_prefix("--state-dir="));
         let state = own_state.map_or_else(|| dir.path().join("state"), PathBuf::from);
         let mut cmd = if prefix.is_empty() {
-            Command::new(bin())
+            Command::new(bin)
         } else {
             let mut c = Command::new(prefix[0]);
-            c.args(&prefix[1..]).arg(bin());
+            c.args(&prefix[1..]).arg(bin);
             c
         };
         cmd.arg("run").args(args);
@@ -442,12 +454,19 @@ fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
 pub struct Prometheus {
     child: std::process::Child,
     pub addr: String,
+    /// Command prefix it runs under (`ip netns exec NS`); queries go through it too.
+    prefix: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
 impl Prometheus {
     /// Starts `prometheus` with the given configuration (YAML text).
     pub fn start(config: &str) -> Prometheus {
+        Prometheus::start_in(&[], config)
+    }
+
+    /// Starts `prefix… prometheus` (e.g. `ip netns exec NS`, inside a network namespace).
+    pub fn start_in(prefix: &[&str], config: &str) -> Prometheus {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("prometheus.yml");
         std::fs::write(&cfg, config).expect("write config");
@@ -455,7 +474,15 @@ impl Prometheus {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let child = Command::new("prometheus")
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg("prometheus");
+                c
+            }
+            None => Command::new("prometheus"),
+        };
+        let child = cmd
             .arg(format!("--config.file={}", cfg.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -469,8 +496,38 @@ impl Prometheus {
         Prometheus {
             child,
             addr: format!("127.0.0.1:{port}"),
+            prefix: prefix.iter().map(|s| s.to_string()).collect(),
             _dir: dir,
         }
+    }
+
+    /// The result vector of an instant query (empty when Prometheus is not up yet, or the
+    /// query failed), asked with promtool so that it works through the prefix too.
+    pub fn instant(&self, q: &str) -> Vec<serde_json::Value> {
+        let mut cmd = match self.prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg("promtool");
+                c
+            }
+            None => Command::new("promtool"),
+        };
+        cmd.args(["query", "instant", "-o", "json"])
+            .arg(format!("http://{}", self.addr))
+            .arg(q);
+        let r = run_cmd(&mut cmd);
+        if r.code != 0 {
+            return Vec::new();
+        }
+        serde_json::from_str::<Vec<serde_json::Value>>(&r.stdout).unwrap_or_default()
+    }
+
+    /// The value of the first sample an instant query returns, if any.
+    pub fn value(&self, q: &str) -> Option<f64> {
+        self.instant(q)
+            .first()
+            .and_then(|s| s["value"][1].as_str())
+            .and_then(|v| v.parse().ok())
     }
 
     /// The raw JSON answer to an instant query (empty if Prometheus is not up yet).
@@ -636,4 +693,87 @@ impl Drop for Alertmanager {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+/// A private mount namespace for one test (`unshare --mount --propagation private`), held
+/// open by a `sleep` process; mounts made in it (with [`MountNs::command`]) are invisible to
+/// the host and to other tests, and go away with the namespace when its last process exits.
+/// The holder is killed on drop; processes started inside have their own guards.
+pub struct MountNs {
+    holder: std::process::Child,
+}
+
+impl MountNs {
+    /// True when a namespace can be made here: root with unshare and nsenter.
+    pub fn available() -> bool {
+        is_root() && have_tool("unshare") && have_tool("nsenter")
+    }
+
+    pub fn new() -> MountNs {
+        let holder = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sleep", "3600"])
+            .spawn()
+            .expect("unshare");
+        let ns = MountNs { holder };
+        // unshare execs sleep once the namespace exists: its mount namespace then differs.
+        let own = std::fs::read_link("/proc/self/ns/mnt").expect("own mount namespace");
+        let pid = ns.pid();
+        assert!(
+            wait_until(10, || std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
+                .is_ok_and(|n| n != own)),
+            "unshare did not make a mount namespace"
+        );
+        ns
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.holder.id()
+    }
+
+    /// The words that run a program inside: `nsenter -t PID -m` (it execs, so the program
+    /// keeps the pid it is started with).
+    pub fn prefix(&self) -> Vec<String> {
+        vec![
+            "nsenter".into(),
+            "-t".into(),
+            self.pid().to_string(),
+            "-m".into(),
+        ]
+    }
+
+    /// `program` to be run inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.args(["-t", &self.pid().to_string(), "-m", program]);
+        c
+    }
+
+    /// Runs a command inside and asserts it succeeded.
+    pub fn run(&self, program: &str, args: &[&str]) {
+        let r = run_cmd(self.command(program).args(args));
+        assert_eq!(r.code, 0, "{program} {args:?}: {}", r.stderr);
+    }
+}
+
+impl Default for MountNs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for MountNs {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// Threads of a process (`Threads:` of /proc/PID/status).
+pub fn threads(pid: u32) -> Option<usize> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))?
+        .trim()
+        .parse()
+        .ok()
 }

@@ -191,11 +191,17 @@ fn core_collectors_over_http() {
         let k = format!("node_scrape_collector_success{{collector=\"{c}\"}}");
         assert_eq!(m.get(&k).map(String::as_str), Some("1"), "{k}");
     }
-    // Exactly 1.12's families: no fields outside its lists, no malformed line, nothing from
-    // the file with timestamps or the non-.prom file.
+    // Every meminfo line, as node_exporter exports it (a malformed one fails the collector:
+    // unit-tested in collect/meminfo.rs).
+    for (k, v) in [
+        ("node_memory_Zswap_bytes", "0"),
+        ("node_memory_DirectMap2M_bytes", "2.147483648e+09"),
+    ] {
+        assert_eq!(m.get(k).map(String::as_str), Some(v), "{k}");
+    }
+    // Exactly 1.12's vmstat fields, nothing from the file with timestamps or the non-.prom
+    // file.
     for absent in [
-        "node_memory_Zswap_bytes",
-        "node_memory_DirectMap2M_bytes",
         "node_vmstat_nr_free_pages",
         "node_vmstat_pgfree",
         "node_vmstat_workingset_refault_anon",

@@ -1,11 +1,15 @@
 //! Packages and fleet files checked with the real tools: promtool, lintian, rpm, dpkg,
-//! systemd-analyze. Building and installing the .deb changes the machine, so that test runs
-//! only in CI (`CI=true`), where it must not skip.
+//! systemd-analyze, ansible-playbook, mmdebstrap/umoci/skopeo/podman. Building the packages and
+//! installing them changes the machine, so those tests run only in CI (`CI=true`), where they
+//! must not skip; they share one build and take turns installing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, OnceLock};
 
-use nodetune_e2e::{have_tool, in_ci, is_root, require, run_cmd, Run};
+use nodetune_e2e::{
+    beside, have_tool, in_ci, is_root, require, run_cmd, wait_until, Run, TestNetns,
+};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -48,28 +52,25 @@ fn prometheus_rules_check_and_unit_tests() {
     assert!(out.contains("SUCCESS"), "{out}");
 }
 
-#[test]
-fn grafana_dashboard_and_manifests_parse() {
-    let d: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("packaging/grafana/nodetune-dashboard.json")).unwrap(),
-    )
-    .unwrap();
-    let exprs: Vec<String> = d["panels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["targets"][0]["expr"].as_str().unwrap().to_string())
-        .collect();
-    for m in [
-        "nodetune_key_in_sync",
-        "nodetune_alert",
-        "nodetune_saturation_ratio",
-        "nodetune_drift_events_total",
-    ] {
-        assert!(
-            exprs.iter().any(|e| e.contains(m)),
-            "dashboard has no panel for {m}"
-        );
+/// The .deb and .rpm, built once per test process.
+fn packages() -> (PathBuf, PathBuf) {
+    static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    BUILT.get_or_init(build_packages).clone()
+}
+
+/// Held by each test that installs into the machine's root, so they take turns.
+fn system() -> std::sync::MutexGuard<'static, ()> {
+    static SYSTEM: Mutex<()> = Mutex::new(());
+    SYSTEM.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Purges the package on drop, so a failed test leaves no nodetune (or its configuration,
+/// which later tests would read) installed.
+struct PurgeOnDrop;
+
+impl Drop for PurgeOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", "nodetune"]).output();
     }
 }
 
@@ -109,7 +110,9 @@ fn packages_build_lint_install_and_purge() {
         require(have_tool(tool), tool);
     }
     require(is_root(), "root");
-    let (deb, rpm) = build_packages();
+    let (deb, rpm) = packages();
+    let _turn = system();
+    let _purge = PurgeOnDrop;
 
     // lintian: no errors (warnings are listed in docs/install.md).
     let r = run_cmd(
@@ -182,10 +185,501 @@ fn packages_build_lint_install_and_purge() {
         verify.stdout, verify.stderr
     );
     assert!(Path::new("/etc/nodetune/profiles.d").is_dir());
+
+    // On a host where node_exporter already serves :9100: the installed binary with the
+    // shipped configuration (listen :9100, handoff to Debian's textfile directory), started
+    // as the unit's ExecStart starts it (this machine has no systemd as PID 1), and
+    // node_exporter as Debian's unit starts it (empty ARGS).
+    for tool in [
+        "prometheus",
+        "promtool",
+        "prometheus-node-exporter",
+        "ip",
+        "sysctl",
+    ] {
+        require(have_tool(tool), tool);
+    }
+    let unit = std::fs::read_to_string("/lib/systemd/system/nodetune.service").expect("unit");
+    assert!(
+        unit.contains("ExecStart=/usr/bin/nodetune run --config /etc/nodetune/nodetune.toml"),
+        "{unit}"
+    );
+    beside::run(beside::Setup {
+        bin: Path::new("/usr/bin/nodetune"),
+        config: Path::new("/etc/nodetune/nodetune.toml"),
+        node_exporter_args: &[],
+        textfile_dir: Path::new("/var/lib/prometheus/node-exporter"),
+    });
+
     ok(
         run_cmd(Command::new("dpkg").args(["--purge", "nodetune"])),
         "dpkg --purge",
     );
     assert!(!Path::new("/usr/bin/nodetune").exists());
     assert!(!Path::new("/etc/nodetune/nodetune.toml").exists());
+}
+
+/// `PLAY RECAP` counters of one host: (ok, changed, failed).
+fn recap(out: &str) -> (u32, u32, u32) {
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.contains("changed=") && l.contains("failed="))
+        .unwrap_or_else(|| panic!("no PLAY RECAP in:\n{out}"));
+    let get = |k: &str| -> u32 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k}= in {line}"))
+    };
+    (get("ok"), get("changed"), get("failed"))
+}
+
+/// Every file under /etc/nodetune with its content, and the package's state.
+fn installed_state() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/etc/nodetune/profiles.d") {
+        for e in rd.flatten() {
+            out.push((
+                e.path().display().to_string(),
+                std::fs::read_to_string(e.path()).unwrap_or_default(),
+            ));
+        }
+    }
+    out.push((
+        "nodetune.toml".into(),
+        std::fs::read_to_string("/etc/nodetune/nodetune.toml").unwrap_or_default(),
+    ));
+    let st =
+        run_cmd(Command::new("dpkg-query").args(["-W", "-f=${Status} ${Version}", "nodetune"]));
+    out.push(("dpkg".into(), st.stdout));
+    out.sort();
+    out
+}
+
+#[test]
+fn ansible_role_installs_configures_is_idempotent_checks_and_removes() {
+    if !in_ci() {
+        eprintln!("skipping: the role installs the .deb system-wide; runs in CI (CI=true)");
+        return;
+    }
+    for tool in ["ansible-playbook", "ip", "sysctl", "dpkg"] {
+        require(have_tool(tool), tool);
+    }
+    require(is_root(), "root");
+    let (deb, _) = packages();
+    let _turn = system();
+    let _purge = PurgeOnDrop;
+
+    // The playbook runs inside a namespace the test made, and the profile holds
+    // per-namespace keys only: the apply changes that namespace's kernel values, not the
+    // machine's. (--persist writes boot-time files for the host, so nodetune refuses it in a
+    // namespace: this test runs with nodetune_persist false.)
+    let ns = TestNetns::new("ansible");
+    let up = run_cmd(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]));
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    let original = ns.sysctl("net.core.somaxconn");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = dir.path().join("inventory");
+    std::fs::write(
+        &inventory,
+        "localhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n",
+    )
+    .expect("inventory");
+    let playbook = dir.path().join("play.yml");
+    std::fs::write(
+        &playbook,
+        "- hosts: localhost\n  gather_facts: true\n  roles:\n    - role: nodetune\n",
+    )
+    .expect("playbook");
+    let vars = |mode: &str, state: &str| {
+        serde_json::json!({
+            "nodetune_state": state,
+            "nodetune_package_file": deb.display().to_string(),
+            "nodetune_profile": "fleet-ansible",
+            "nodetune_mode": mode,
+            "nodetune_persist": false,
+            "nodetune_local_profiles": {
+                "fleet-ansible": "[profile]\nsummary = \"ansible test\"\n[sysctl]\n\"net.core.somaxconn\" = 8192\n\"net.ipv4.tcp_tw_reuse\" = 1\n"
+            },
+            "nodetune_revert_on_remove": true,
+            "nodetune_purge": true,
+        })
+        .to_string()
+    };
+    let play = |vars: &str, extra: &[&str]| {
+        let r = run_cmd(
+            Command::new("ip")
+                .args(["netns", "exec", &ns.name, "ansible-playbook"])
+                .arg("-i")
+                .arg(&inventory)
+                .arg(&playbook)
+                .args(["-e", vars])
+                .args(extra)
+                .env("ANSIBLE_ROLES_PATH", repo().join("packaging/ansible/roles"))
+                .env("ANSIBLE_NOCOLOR", "1")
+                .env("ANSIBLE_LOCAL_TEMP", dir.path().join("tmp"))
+                .env("ANSIBLE_REMOTE_TEMP", dir.path().join("tmp")),
+        );
+        let out = r.stdout + &r.stderr;
+        assert_eq!(r.code, 0, "ansible-playbook {extra:?} failed:\n{out}");
+        out
+    };
+
+    // 1. Install, a local profile, the configuration, enforce: applied in the namespace.
+    let out = play(&vars("enforce", "present"), &[]);
+    let (_, changed, failed) = recap(&out);
+    assert!(changed > 0 && failed == 0, "{out}");
+    let st = installed_state();
+    assert!(
+        st.iter()
+            .any(|(k, v)| k == "dpkg" && v.starts_with("install ok installed")),
+        "{st:?}"
+    );
+    assert!(
+        Path::new("/etc/nodetune/profiles.d/fleet-ansible.toml").is_file(),
+        "{out}"
+    );
+    let conf = std::fs::read_to_string("/etc/nodetune/nodetune.toml").expect("config");
+    assert!(
+        conf.contains("mode = \"enforce\"") && conf.contains("profile = \"fleet-ansible\""),
+        "{conf}"
+    );
+    assert_eq!(ns.sysctl("net.core.somaxconn"), "8192", "{out}");
+    assert_eq!(ns.sysctl("net.ipv4.tcp_tw_reuse"), "1");
+    // The package was copied to the managed host before apt read it.
+    assert!(Path::new("/var/cache/nodetune")
+        .join(deb.file_name().expect("name"))
+        .is_file());
+
+    // 2. A second run changes nothing.
+    let out = play(&vars("enforce", "present"), &[]);
+    assert_eq!(recap(&out).1, 0, "second run not idempotent:\n{out}");
+
+    // 3. Check mode, with drift present: reports, changes nothing.
+    ns.set("net.core.somaxconn", "1000");
+    let before = installed_state();
+    let out = play(&vars("enforce", "present"), &["--check", "--diff"]);
+    assert_eq!(
+        installed_state(),
+        before,
+        "check mode changed files:\n{out}"
+    );
+    assert_eq!(
+        ns.sysctl("net.core.somaxconn"),
+        "1000",
+        "check mode applied:\n{out}"
+    );
+
+    // 4. Audit mode: the configuration changes, the kernel values do not.
+    let out = play(&vars("audit", "present"), &[]);
+    assert!(recap(&out).1 > 0, "{out}");
+    assert!(std::fs::read_to_string("/etc/nodetune/nodetune.toml")
+        .expect("config")
+        .contains("mode = \"audit\""));
+    assert_eq!(
+        ns.sysctl("net.core.somaxconn"),
+        "1000",
+        "audit mode applied the profile:\n{out}"
+    );
+    assert!(
+        out.contains("net.core.somaxconn is 1000"),
+        "drift not reported:\n{out}"
+    );
+
+    // 5. A profile that does not validate never lands, and the play fails.
+    let bad = vars("audit", "present").replace("8192", "\\\"lots\\\"");
+    let r = run_cmd(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name, "ansible-playbook"])
+            .arg("-i")
+            .arg(&inventory)
+            .arg(&playbook)
+            .args(["-e", &bad])
+            .env("ANSIBLE_ROLES_PATH", repo().join("packaging/ansible/roles"))
+            .env("ANSIBLE_NOCOLOR", "1"),
+    );
+    assert_ne!(r.code, 0, "a bad profile was accepted:\n{}", r.stdout);
+    assert!(
+        std::fs::read_to_string("/etc/nodetune/profiles.d/fleet-ansible.toml")
+            .expect("profile")
+            .contains("8192")
+    );
+
+    // 6. Removal: originals back, package and configuration gone.
+    let out = play(&vars("audit", "absent"), &[]);
+    assert!(recap(&out).1 > 0, "{out}");
+    assert_eq!(
+        ns.sysctl("net.core.somaxconn"),
+        original,
+        "not reverted:\n{out}"
+    );
+    assert!(!Path::new("/usr/bin/nodetune").exists());
+    assert!(
+        !Path::new("/etc/nodetune").exists(),
+        "purge left /etc/nodetune"
+    );
+    assert!(!Path::new("/var/cache/nodetune").exists());
+    let gone = run_cmd(Command::new("dpkg-query").args(["-W", "-f=${Status}", "nodetune"]));
+    assert!(
+        gone.code != 0 || gone.stdout.contains("not-installed"),
+        "{}",
+        gone.stdout
+    );
+}
+
+/// A podman container or image removed on drop.
+struct Podman(Vec<&'static str>, String);
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = Command::new("podman").args(&self.0).arg(&self.1).output();
+    }
+}
+
+#[test]
+fn container_image_builds_from_debian_packages_and_runs_as_the_daemonset_runs_it() {
+    if !in_ci() {
+        eprintln!(
+            "skipping: needs the built .deb (packaging/build) and the Debian mirror; runs in CI (CI=true)"
+        );
+        return;
+    }
+    for tool in [
+        "mmdebstrap",
+        "umoci",
+        "skopeo",
+        "podman",
+        "ip",
+        "sysctl",
+        "curl",
+    ] {
+        require(have_tool(tool), tool);
+    }
+    require(is_root(), "root");
+    let (deb, _) = packages();
+    let version = env!("CARGO_PKG_VERSION");
+
+    // The recipe: Debian packages and the nodetune .deb, no registry.
+    ok(
+        run_cmd(
+            Command::new(repo().join("packaging/image/build"))
+                .arg(&deb)
+                .current_dir(repo()),
+        ),
+        "packaging/image/build",
+    );
+    let layout = format!(
+        "oci:{}:{version}",
+        repo().join("target/image/oci").display()
+    );
+    let inspect = ok(
+        run_cmd(Command::new("skopeo").args(["inspect", "--config", &layout])),
+        "skopeo inspect",
+    );
+    let config: serde_json::Value = serde_json::from_str(&inspect).expect("image config");
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!(["/usr/bin/nodetune"])
+    );
+
+    // The DaemonSet's container, as written in the shipped manifest.
+    let manifest =
+        std::fs::read_to_string(repo().join("packaging/kubernetes/nodetune-daemonset.yaml"))
+            .expect("manifest");
+    let docs: Vec<serde_yaml::Value> = manifest
+        .split("\n---\n")
+        .map(|d| serde_yaml::from_str(d).expect("YAML"))
+        .collect();
+    let find = |k: &str| {
+        docs.iter()
+            .find(|d| d["kind"].as_str() == Some(k))
+            .unwrap_or_else(|| panic!("no {k}"))
+    };
+    let ds = find("DaemonSet");
+    let cm = find("ConfigMap");
+    let c = &ds["spec"]["template"]["spec"]["containers"][0];
+    let image = c["image"].as_str().expect("image").to_string();
+    assert_eq!(image, format!("localhost/nodetune:{version}"));
+    ok(
+        run_cmd(Command::new("skopeo").args([
+            "copy",
+            &layout,
+            &format!("containers-storage:{image}"),
+        ])),
+        "skopeo copy into podman's storage",
+    );
+    let _image = Podman(vec!["rmi", "-f"], image.clone());
+
+    // Its files: the ConfigMap's configuration as is; its profile without `include =
+    // ["base"]`, whose net.core.netdev_max_backlog is machine-wide (tests never change the
+    // machine's kernel state): the rest are per-namespace keys.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = &cm["data"];
+    std::fs::write(
+        dir.path().join("nodetune.toml"),
+        data["nodetune.toml"].as_str().expect("config"),
+    )
+    .expect("write");
+    let profile = data["k8s-node.toml"].as_str().expect("profile");
+    assert!(profile.contains("include = [\"base\"]"));
+    std::fs::write(
+        dir.path().join("k8s-node.toml"),
+        profile.replace("include = [\"base\"]", ""),
+    )
+    .expect("write");
+    std::fs::create_dir(dir.path().join("state")).expect("mkdir");
+    let host_path = |name: &str| -> String {
+        let vols = ds["spec"]["template"]["spec"]["volumes"]
+            .as_sequence()
+            .expect("volumes");
+        let v = vols
+            .iter()
+            .find(|v| v["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no volume {name}"));
+        match name {
+            "state" => dir.path().join("state").display().to_string(),
+            _ => v["hostPath"]["path"]
+                .as_str()
+                .expect("hostPath")
+                .to_string(),
+        }
+    };
+    let mut volumes = Vec::new();
+    for m in c["volumeMounts"].as_sequence().expect("mounts") {
+        let name = m["name"].as_str().expect("name");
+        let target = m["mountPath"].as_str().expect("mountPath");
+        let ro = if m["readOnly"].as_bool() == Some(true) {
+            ":ro"
+        } else {
+            ""
+        };
+        let source = match m["subPath"].as_str() {
+            Some(sub) => dir.path().join(sub).display().to_string(),
+            None => host_path(name),
+        };
+        if name == "modules" && !Path::new(&source).exists() {
+            continue;
+        }
+        volumes.push(format!("{source}:{target}{ro}"));
+    }
+    let sc = &c["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
+    let caps: Vec<&str> = sc["capabilities"]["add"]
+        .as_sequence()
+        .expect("caps")
+        .iter()
+        .filter_map(|c| c.as_str())
+        .collect();
+    let args: Vec<&str> = c["args"]
+        .as_sequence()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+
+    // Its own network namespace instead of the node's (hostNetwork), so the profile changes
+    // that namespace only; the host's PID namespace, as hostPID.
+    let ns = TestNetns::new("image");
+    let up = run_cmd(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]));
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    let name = format!("nodetune-test-{}", std::process::id());
+    // runc: crun refuses this machine's hybrid cgroup layout. Explicit limits: without
+    // CAP_SYS_RESOURCE here, podman's defaults (nofile 1048576) cannot be set.
+    let mut run = Command::new("podman");
+    run.args(["--runtime=runc", "run", "--detach", "--name", &name])
+        .args(["--ulimit=nofile=4096:4096", "--ulimit=nproc=4096:4096"])
+        .arg(format!("--network=ns:/run/netns/{}", ns.name))
+        .args(["--pid=host", "--read-only", "--cap-drop=ALL"])
+        .arg(format!("--cap-add={}", caps.join(",")))
+        .args(["--security-opt=no-new-privileges"]);
+    for v in &volumes {
+        run.arg("--volume").arg(v);
+    }
+    run.arg(&image).args(&args);
+    ok(run_cmd(&mut run), "podman run");
+    let _container = Podman(vec!["rm", "-f"], name.clone());
+    let logs = || run_cmd(Command::new("podman").args(["logs", &name])).stderr;
+
+    let port = c["ports"][0]["containerPort"].as_u64().expect("port");
+    let scrape = || {
+        run_cmd(Command::new("ip").args([
+            "netns",
+            "exec",
+            &ns.name,
+            "curl",
+            "-sf",
+            &format!("http://127.0.0.1:{port}/metrics"),
+        ]))
+        .stdout
+    };
+    assert!(
+        wait_until(30, || scrape()
+            .contains("nodetune_key_in_sync{key=\"net.core.somaxconn\"} 1")),
+        "no metrics from the container:\n{}",
+        logs()
+    );
+    let m = scrape();
+    assert!(m.contains("node_load1 "), "node metrics missing");
+    assert!(
+        m.contains("nodetune_web_listening{address=\":9110\"} 1"),
+        "{m}"
+    );
+    assert_eq!(ns.sysctl("net.core.somaxconn"), "65535", "{}", logs());
+    assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "1024 65535");
+    // Drift corrected from inside the container.
+    ns.set("net.core.somaxconn", "1000");
+    assert!(
+        wait_until(10, || ns.sysctl("net.core.somaxconn") == "65535"),
+        "drift not corrected:\n{}",
+        logs()
+    );
+    let state = run_cmd(Command::new("podman").args([
+        "inspect",
+        "-f",
+        "{{.State.Running}} {{.RestartCount}}",
+        &name,
+    ]));
+    assert_eq!(state.stdout.trim(), "true 0", "{}", logs());
+}
+
+#[test]
+fn ansible_role_refuses_bad_arguments_before_any_task() {
+    if !require(
+        have_tool("ansible-playbook"),
+        "ansible-playbook (pip install ansible-core)",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let playbook = dir.path().join("play.yml");
+    std::fs::write(
+        &playbook,
+        "- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: nodetune\n",
+    )
+    .expect("playbook");
+    let play = |extra: &[&str]| {
+        run_cmd(
+            Command::new("ansible-playbook")
+                .args(["-i", "localhost,", "-c", "local", "--check"])
+                .arg(&playbook)
+                .args(extra)
+                .env("ANSIBLE_ROLES_PATH", repo().join("packaging/ansible/roles"))
+                .env("ANSIBLE_NOCOLOR", "1")
+                .env("ANSIBLE_LOCAL_TEMP", dir.path().join("tmp")),
+        )
+    };
+    let r = play(&["--syntax-check"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // argument_specs: a mode that does not exist stops the play at validation.
+    let r = play(&["-e", "nodetune_mode=bogus"]);
+    assert_ne!(r.code, 0);
+    let out = r.stdout + &r.stderr;
+    assert!(
+        out.contains("value of nodetune_mode must be one of: enforce, audit, off, got: bogus"),
+        "{out}"
+    );
+    let r = play(&["-e", "{\"nodetune_local_profiles\": \"not a dict\"}"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
 }

@@ -161,23 +161,22 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    // A malformed address is a configuration error; a busy one is waited for (daemon::web).
+    http::parse_listen(&listen)?;
+    if let Ok(mut d) = daemon.lock() {
+        d.set_listen_address(&listen);
+    }
     rt.block_on(async move {
-        let listeners = http::bind(&listen).await?;
-        let addrs: Vec<String> = listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .map(|a| a.to_string())
-            .collect();
-        log::log(
-            log::Level::Notice,
-            &format!("serving metrics on {}", addrs.join(", ")),
-            &[],
-        );
-        if let Ok(mut d) = daemon.lock() {
-            d.set_listen(addrs);
-        }
+        // The first attempt comes before READY=1, so a free address is bound by then.
+        let first = daemon::web::attempt(&listen, &daemon).await;
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(http::serve(listeners, ep.clone(), stopped));
+        let server = tokio::spawn(daemon::web::serve(
+            listen,
+            first,
+            ep.clone(),
+            daemon.clone(),
+            stopped,
+        ));
         let result = daemon::run::run(daemon, sampler).await;
         // Stop accepting; requests in flight are answered before the process exits.
         let _ = stop.send(true);

@@ -49,6 +49,9 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
             if !s.listen.is_empty() {
                 println!("metrics: {}", s.listen.join(", "));
             }
+            if let Some(e) = &s.listen_error {
+                println!("{e}");
+            }
             println!("keys: {} in sync, {} drifted", s.in_sync, s.drifted);
             if let Some(e) = &s.reload_error {
                 println!("last reload FAILED (old configuration still running): {e}");

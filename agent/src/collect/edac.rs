@@ -83,12 +83,12 @@ fn numbered(dir: &Path, prefix: &str) -> Vec<(util::DirItem, String)> {
 
 fn read_count(path: &Path) -> anyhow::Result<u64> {
     let raw = util::read_bytes(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_count(&util::valid_utf8(&raw)).with_context(|| format!("parsing {}", path.display()))
+    parse_count(&util::to_valid_utf8(&raw)).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn dimm_label(csrow: &Path, channel: &str) -> String {
     match util::read_bytes(&csrow.join(format!("ch{channel}_dimm_label"))) {
-        Ok(raw) => clean_dimm_label(&util::valid_utf8(&raw)),
+        Ok(raw) => clean_dimm_label(&util::to_valid_utf8(&raw)),
         Err(_) => "unknown".to_string(),
     }
 }

@@ -122,7 +122,7 @@ pub struct Host {
 /// from the id and name attributes when longer than two bytes.
 pub fn attr_value(raw: &[u8], cut: bool) -> String {
     let v = util::go_trim_space(raw);
-    util::valid_utf8(if cut && v.len() > 2 { &v[2..] } else { v })
+    util::to_valid_utf8(if cut && v.len() > 2 { &v[2..] } else { v }).into_owned()
 }
 
 /// A statistic (Go's base-0 unsigned syntax, e.g. `0x1f`).

@@ -276,7 +276,7 @@ pub fn parse_raid_disks(text: &str) -> Option<u64> {
 
 fn read_whole(path: &Path) -> anyhow::Result<String> {
     let raw = util::read_bytes(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(util::valid_utf8(&raw))
+    Ok(util::to_valid_utf8(&raw).into_owned())
 }
 
 /// Reads /sys/block/md*/md.
@@ -392,7 +392,7 @@ impl Collector for Mdadm {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         let raw = util::read_bytes(&self.mdstat)
             .with_context(|| format!("reading {}", self.mdstat.display()))?;
-        let stats = parse_mdstat(&util::valid_utf8(&raw))
+        let stats = parse_mdstat(&util::to_valid_utf8(&raw))
             .with_context(|| format!("parsing {}", self.mdstat.display()))?;
         render_mdstat(&stats, out);
         // See the module doc: a sysfs failure leaves out the sysfs families only.

@@ -8,15 +8,20 @@ pub mod pool;
 pub mod sample;
 
 mod arp;
+mod bcache;
 mod bonding;
+mod btrfs;
 pub mod conntrack;
 pub mod cpu;
 mod cpufreq;
+mod diskstats;
 mod dmi;
 mod edac;
+mod entropy;
 mod ethtool;
 mod fibrechannel;
 pub mod filefd;
+mod filesystem;
 pub mod gpu;
 pub mod hwmon;
 mod infiniband;
@@ -32,9 +37,12 @@ pub mod netstat;
 mod nfs;
 mod nfsd;
 mod nvme;
+mod os;
 mod powersupplyclass;
 mod pressure;
 mod rapl;
+mod schedstat;
+mod selinux;
 pub mod sockstat;
 pub mod softnet;
 mod stat;
@@ -42,11 +50,14 @@ mod tapestats;
 mod textfile;
 mod thermal_zone;
 mod time;
+mod timex;
 mod udp_queues;
 mod uname;
 mod util;
 mod vmstat;
 mod watchdog;
+mod xfs;
+mod zfs;
 
 pub use options::Options;
 pub use sample::{labels, Family, Labels, MetricType, Sample, Text};
@@ -74,9 +85,19 @@ pub const ALL: &[Entry] = &[
         build: arp::build,
     },
     Entry {
+        name: "bcache",
+        default_enabled: true,
+        build: bcache::build,
+    },
+    Entry {
         name: "bonding",
         default_enabled: true,
         build: bonding::build,
+    },
+    Entry {
+        name: "btrfs",
+        default_enabled: true,
+        build: btrfs::build,
     },
     Entry {
         name: "conntrack",
@@ -94,6 +115,11 @@ pub const ALL: &[Entry] = &[
         build: cpufreq::build,
     },
     Entry {
+        name: "diskstats",
+        default_enabled: true,
+        build: diskstats::build,
+    },
+    Entry {
         name: "dmi",
         default_enabled: true,
         build: dmi::build,
@@ -102,6 +128,11 @@ pub const ALL: &[Entry] = &[
         name: "edac",
         default_enabled: true,
         build: edac::build,
+    },
+    Entry {
+        name: "entropy",
+        default_enabled: true,
+        build: entropy::build,
     },
     Entry {
         name: "ethtool",
@@ -117,6 +148,11 @@ pub const ALL: &[Entry] = &[
         name: "filefd",
         default_enabled: true,
         build: filefd::build,
+    },
+    Entry {
+        name: "filesystem",
+        default_enabled: true,
+        build: filesystem::build,
     },
     Entry {
         name: "gpu",
@@ -189,6 +225,11 @@ pub const ALL: &[Entry] = &[
         build: nvme::build,
     },
     Entry {
+        name: "os",
+        default_enabled: true,
+        build: os::build,
+    },
+    Entry {
         name: "powersupplyclass",
         default_enabled: true,
         build: powersupplyclass::build,
@@ -202,6 +243,16 @@ pub const ALL: &[Entry] = &[
         name: "rapl",
         default_enabled: true,
         build: rapl::build,
+    },
+    Entry {
+        name: "schedstat",
+        default_enabled: true,
+        build: schedstat::build,
+    },
+    Entry {
+        name: "selinux",
+        default_enabled: true,
+        build: selinux::build,
     },
     Entry {
         name: "sockstat",
@@ -239,6 +290,11 @@ pub const ALL: &[Entry] = &[
         build: time::build,
     },
     Entry {
+        name: "timex",
+        default_enabled: true,
+        build: timex::build,
+    },
+    Entry {
         name: "udp_queues",
         default_enabled: true,
         build: udp_queues::build,
@@ -257,5 +313,15 @@ pub const ALL: &[Entry] = &[
         name: "watchdog",
         default_enabled: true,
         build: watchdog::build,
+    },
+    Entry {
+        name: "xfs",
+        default_enabled: true,
+        build: xfs::build,
+    },
+    Entry {
+        name: "zfs",
+        default_enabled: true,
+        build: zfs::build,
     },
 ];

@@ -25,6 +25,9 @@ pub struct Options {
     /// rootfs mountpoint.
     #[arg(long = "path.rootfs", default_value = "/")]
     pub rootfs: PathBuf,
+    /// udev data path.
+    #[arg(long = "path.udev.data", default_value = "/run/udev/data")]
+    pub udev_data: PathBuf,
     /// Disable every collector not enabled explicitly with --collector.NAME.
     #[arg(long = "collector.disable-defaults")]
     pub disable_defaults: bool,
@@ -40,6 +43,12 @@ pub struct Options {
     pub ipvs: super::ipvs::Flags,
     #[command(flatten)]
     pub netclass: super::netclass::Flags,
+    #[command(flatten)]
+    pub diskstats: super::diskstats::Flags,
+    #[command(flatten)]
+    pub filesystem: super::filesystem::Flags,
+    #[command(flatten)]
+    pub bcache: super::bcache::Flags,
     /// Export softirq counters per vector (stat collector).
     #[arg(long = "collector.stat.softirq")]
     pub stat_softirq: bool,
@@ -184,17 +193,12 @@ impl Args for Toggles {
 /// `--collector.NAME` / `--no-collector.NAME` flags are accepted (hidden) so a node_exporter
 /// unit file keeps working; enabling one only logs a warning.
 pub const FOREIGN_COLLECTORS: &[&str] = &[
-    "bcache",
     "bcachefs",
-    "btrfs",
     "buddyinfo",
     "cgroups",
     "cpu_vulnerabilities",
-    "diskstats",
     "drbd",
     "drm",
-    "entropy",
-    "filesystem",
     "interrupts",
     "kernel_hung",
     "ksmd",
@@ -204,14 +208,11 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
     "mountstats",
     "network_route",
     "ntp",
-    "os",
     "pcidevice",
     "perf",
     "processes",
     "qdisc",
     "runit",
-    "schedstat",
-    "selinux",
     "slabinfo",
     "softirqs",
     "supervisord",
@@ -219,11 +220,8 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
     "sysctl",
     "systemd",
     "tcpstat",
-    "timex",
     "wifi",
     "xfrm",
-    "xfs",
-    "zfs",
     "zoneinfo",
 ];
 
@@ -231,17 +229,9 @@ pub const FOREIGN_COLLECTORS: &[&str] = &[
 /// unimplemented collectors that its own end-to-end test and common unit files pass, and
 /// Go-runtime/logging settings that have no meaning here.
 const FOREIGN_VALUE_FLAGS: &[&str] = &[
-    "path.udev.data",
     "runtime.gomaxprocs",
     "log.level",
     "log.format",
-    "collector.diskstats.device-exclude",
-    "collector.diskstats.device-include",
-    "collector.filesystem.fs-types-exclude",
-    "collector.filesystem.fs-types-include",
-    "collector.filesystem.mount-points-exclude",
-    "collector.filesystem.mount-points-include",
-    "collector.filesystem.mount-timeout",
     "collector.qdisc.fixtures",
     "collector.sysctl.include",
     "collector.sysctl.include-info",
@@ -252,7 +242,6 @@ const FOREIGN_VALUE_FLAGS: &[&str] = &[
 
 /// Boolean node_exporter flags accepted and ignored (also as `--no-…`).
 const FOREIGN_BOOL_FLAGS: &[&str] = &[
-    "collector.bcache.priorityStats",
     "collector.systemd.enable-restarts-metrics",
     "collector.systemd.enable-start-time-metrics",
     "collector.systemd.enable-task-metrics",
@@ -424,9 +413,10 @@ mod tests {
         ])
         .unwrap();
         assert!(o.stat_softirq);
+        assert!(o.bcache.priority_stats);
         let w = o.warnings();
-        // arp and netclass (and their flags) are nodetune's own now.
-        assert_eq!(w.len(), 8, "{w:#?}");
+        // arp, netclass, bcache and --path.udev.data (diskstats) are nodetune's own now.
+        assert_eq!(w.len(), 6, "{w:#?}");
         assert!(w[0].starts_with("--collector.systemd: not implemented"));
         assert!(!w
             .iter()
@@ -434,6 +424,7 @@ mod tests {
         assert!(o.enabled().contains(&"arp"));
         assert!(!o.netclass.netlink || o.netclass.no_netlink);
         assert_eq!(o.netclass.ignored_devices, "(dmz|int)");
+        assert_eq!(o.udev_data, PathBuf::from("collector/fixtures/udev/data"));
         assert!(w
             .iter()
             .any(|l| l.starts_with("--collector.sysctl.include=kernel.threads-max")));

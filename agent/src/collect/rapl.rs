@@ -112,7 +112,7 @@ fn go_clean(p: &str) -> String {
 /// A whole-file decimal counter (procfs' ReadUintFromFile).
 fn read_uint(path: &Path) -> anyhow::Result<u64> {
     let raw = util::read_bytes(path).with_context(|| format!("reading {}", path.display()))?;
-    let text = util::valid_utf8(util::go_trim_space(&raw));
+    let text = util::to_valid_utf8(util::go_trim_space(&raw));
     util::go_parse_uint(&text, 10, 64)
         .with_context(|| format!("parsing {} ({text:?})", path.display()))
 }
@@ -139,7 +139,7 @@ pub fn read_zones(class_dir: &Path, shown: &str) -> anyhow::Result<Vec<Zone>> {
         let Ok(raw) = util::read_bytes(&e.path.join("name")) else {
             continue;
         };
-        let (index, name) = index_and_name(&seen, &util::valid_utf8(util::go_trim_space(&raw)));
+        let (index, name) = index_and_name(&seen, &util::to_valid_utf8(util::go_trim_space(&raw)));
         let max = e.path.join("max_energy_range_uj");
         let max_microjoules = match read_uint(&max) {
             Ok(v) => v,

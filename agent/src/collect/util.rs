@@ -53,6 +53,48 @@ pub fn read_num(path: &Path) -> Option<f64> {
     read_attr(path).ok()?.parse::<f64>().ok()
 }
 
+/// Bytes as text with each run of invalid UTF-8 replaced by one U+FFFD, as Go's
+/// `strings.ToValidUTF8(s, "\uFFFD")` does (Rust's lossy conversion writes one per bad
+/// sequence, which would change label values).
+pub fn to_valid_utf8(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut s = String::with_capacity(bytes.len() + 2);
+    let mut last_bad = false;
+    for chunk in bytes.utf8_chunks() {
+        if !chunk.valid().is_empty() {
+            s.push_str(chunk.valid());
+            last_bad = false;
+        }
+        if !chunk.invalid().is_empty() && !last_bad {
+            s.push('\u{FFFD}');
+            last_bad = true;
+        }
+    }
+    std::borrow::Cow::Owned(s)
+}
+
+/// The lines of `text` as Go's `bufio.Scanner` gives them: split at '\n', one trailing '\r'
+/// dropped from each, no empty line after a final newline (nor for an empty text).
+pub fn scan_lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = text.strip_suffix(b"\n").unwrap_or(text);
+    body.split(|b| *b == b'\n')
+        .take(usize::from(!text.is_empty()) * usize::MAX)
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+}
+
+/// The entries of `dir` whose names `keep` accepts, as (name, path), sorted by name like Go's
+/// `filepath.Glob`. A missing or unreadable directory gives none: Glob ignores I/O errors.
+pub fn glob(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<(String, std::path::PathBuf)> {
+    read_dir_sorted(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| keep(&e.name))
+        .map(|e| (e.name, e.path))
+        .collect()
+}
+
 /// A regex flag that may be unset: an empty value means "no filter", as with node_exporter's
 /// string flags. `flag` is the flag's name without the dashes, for the error.
 pub fn optional_regex(value: &Option<String>, flag: &str) -> anyhow::Result<Option<regex::Regex>> {
@@ -169,7 +211,7 @@ impl std::error::Error for SysError {}
 /// bytes (a longer value is cut there, as node_exporter cuts it), white space trimmed as Go's
 /// `bytes.TrimSpace` trims it, invalid UTF-8 replaced as Go's `strings.ToValidUTF8` does.
 pub fn sys_read(path: &Path) -> Result<String, SysError> {
-    sys_read_bytes(path).map(|b| valid_utf8(go_trim_space(&b)))
+    sys_read_bytes(path).map(|b| to_valid_utf8(go_trim_space(&b)).into_owned())
 }
 
 /// [`sys_read`] without the trimming and the UTF-8 check: the bytes of the one read.
@@ -217,27 +259,6 @@ pub fn go_trim_space(mut b: &[u8]) -> &[u8] {
     b
 }
 
-/// Bytes as text, each run of invalid UTF-8 replaced by one U+FFFD (Go's
-/// `strings.ToValidUTF8(s, "\uFFFD")`, which node_exporter applies to label values).
-pub fn valid_utf8(bytes: &[u8]) -> String {
-    if let Ok(s) = std::str::from_utf8(bytes) {
-        return s.to_string();
-    }
-    let mut s = String::with_capacity(bytes.len());
-    let mut last_bad = false;
-    for chunk in bytes.utf8_chunks() {
-        if !chunk.valid().is_empty() {
-            s.push_str(chunk.valid());
-            last_bad = false;
-        }
-        if !chunk.invalid().is_empty() && !last_bad {
-            s.push('\u{FFFD}');
-            last_bad = true;
-        }
-    }
-    s
-}
-
 /// One directory entry: its name as text (each run of invalid UTF-8 as U+FFFD), its path
 /// (the real name) and its type, without following a symlink.
 pub struct DirItem {
@@ -262,7 +283,7 @@ pub fn read_dir_sorted(dir: &Path) -> std::io::Result<Vec<DirItem>> {
         .map(|e| {
             use std::os::unix::ffi::OsStrExt;
             DirItem {
-                name: valid_utf8(e.file_name().as_bytes()),
+                name: to_valid_utf8(e.file_name().as_bytes()).into_owned(),
                 path: e.path(),
                 file_type: e.file_type().ok(),
             }
@@ -578,8 +599,8 @@ mod tests {
         assert_eq!(go_trim_space(b"\xe3\x80\x80x\xe3\x80\x80"), b"x");
         assert_eq!(go_trim_space(b" \n "), b"");
         assert_eq!(go_trim_space(b"\x1cx"), b"\x1cx");
-        assert_eq!(valid_utf8(b"a\xff\xfeb\xffc"), "a\u{FFFD}b\u{FFFD}c");
-        assert_eq!(valid_utf8("\u{FFFD}ok".as_bytes()), "\u{FFFD}ok");
+        assert_eq!(to_valid_utf8(b"a\xff\xfeb\xffc"), "a\u{FFFD}b\u{FFFD}c");
+        assert_eq!(to_valid_utf8("\u{FFFD}ok".as_bytes()), "\u{FFFD}ok");
     }
 
     #[test]

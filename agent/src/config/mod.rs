@@ -18,6 +18,12 @@ pub const DEFAULT: &str = include_str!("../../../packaging/nodetune.toml");
 /// Where the packaged configuration lives.
 pub const DEFAULT_PATH: &str = "/etc/nodetune/nodetune.toml";
 
+/// node_exporter's textfile directories: Debian's package, and the one RPM packagings use.
+pub const DEFAULT_HANDOFF_DIRS: &[&str] = &[
+    "/var/lib/prometheus/node-exporter",
+    "/var/lib/node_exporter/textfile_collector",
+];
+
 /// `[web]`: the metrics endpoint.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
@@ -29,6 +35,10 @@ pub struct Web {
     /// Open connections at most; at the cap the idlest is dropped for a newcomer.
     pub max_connections: usize,
     pub disable_exporter_metrics: bool,
+    /// While the listen address is busy (node_exporter on it), nodetune's own metrics are
+    /// written to `nodetune.prom` in each of these directories that exists, for node_exporter's
+    /// textfile collector to serve on that port.
+    pub textfile_handoff_dirs: Vec<String>,
 }
 
 impl Default for Web {
@@ -40,6 +50,7 @@ impl Default for Web {
             max_requests: 40,
             max_connections: 1024,
             disable_exporter_metrics: false,
+            textfile_handoff_dirs: DEFAULT_HANDOFF_DIRS.iter().map(|d| d.to_string()).collect(),
         }
     }
 }
@@ -125,6 +136,8 @@ mod tests {
         assert_eq!(c.drift_interval, Duration::from_secs(1));
         assert_eq!(c.web.listen_address, ":9100");
         assert_eq!(c.web.max_connections, Web::default().max_connections);
+        // The shipped file and the built-in defaults agree.
+        assert_eq!(c.web, Web::default());
         assert!(!c.rollback_on_stop);
     }
 

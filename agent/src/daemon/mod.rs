@@ -8,6 +8,7 @@ pub mod memory;
 pub mod notify;
 pub mod run;
 pub mod status;
+pub mod web;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -61,7 +62,7 @@ pub struct Daemon {
     reload_error: Option<String>,
     rules: Evaluator,
     saturation: Option<Saturation>,
-    listen: Vec<String>,
+    listener: web::Listener,
     /// Profile and config files seen at the last (re)load, to notice changes.
     signature: Vec<(PathBuf, SystemTime, u64)>,
     /// Drift ticks run since start: shows the loop keeps its interval (e.g. under HTTP load).
@@ -164,7 +165,7 @@ impl Daemon {
             reload_error: None,
             rules: Evaluator::default(),
             saturation: None,
-            listen: Vec::new(),
+            listener: web::Listener::default(),
             signature,
             drift_ticks: 0,
         };
@@ -192,9 +193,19 @@ impl Daemon {
         &self.loaded.plan
     }
 
-    /// Records the addresses the endpoint listens on (for status).
-    pub fn set_listen(&mut self, addrs: Vec<String>) {
-        self.listen = addrs;
+    /// Records the configured listen address, before the first bind attempt.
+    pub fn set_listen_address(&mut self, address: &str) {
+        self.listener.address = address.to_string();
+    }
+
+    /// Writes the status file and systemd's STATUS line; while the listen address is busy,
+    /// also the textfile handoff.
+    pub fn publish(&mut self) {
+        self.refresh_handoff();
+        if let Err(e) = self.write_status() {
+            log::log(Level::Warning, &format!("{e:#}"), &[]);
+        }
+        let _ = notify::notify(&format!("STATUS={}", self.status_line()));
     }
 
     /// Reloads configuration and profiles; on any error the old ones stay in force.
@@ -377,6 +388,7 @@ impl Daemon {
         );
         ticks.push(&[], self.drift_ticks as f64);
         out.push(ticks);
+        out.extend(self.listener.families());
         out
     }
 
@@ -389,12 +401,19 @@ impl Daemon {
             .iter()
             .filter(|a| a.state == State::Firing)
             .count();
-        format!(
+        let mut line = format!(
             "profile {} ({}): {ok}/{} keys in sync, {firing} alert(s) firing",
             self.loaded.profile,
             self.loaded.config.mode.as_str(),
             ok + bad
-        )
+        );
+        if self.listener.waiting() {
+            line.push_str(&format!(
+                "; metrics not served: {} busy",
+                self.listener.address
+            ));
+        }
+        line
     }
 
     /// Writes the status file for `nodetune status`.
@@ -408,7 +427,8 @@ impl Daemon {
             profile_source: self.loaded.profile_source.into(),
             mode: self.loaded.config.mode.as_str().into(),
             netns: self.netns.label.clone(),
-            listen: self.listen.clone(),
+            listen: self.listener.bound.clone(),
+            listen_error: self.listener.describe(),
             in_sync,
             drifted,
             keys: self
@@ -479,5 +499,9 @@ impl Daemon {
             );
         }
         let _ = std::fs::remove_file(status::path(&self.settings.store.dir));
+        // node_exporter would go on serving a handoff file nobody refreshes.
+        if self.listener.waiting() {
+            web::withdraw(&self.handoff_dirs());
+        }
     }
 }

@@ -29,11 +29,8 @@ fn ticker(every: Duration) -> tokio::time::Interval {
     i
 }
 
-fn publish(d: &Daemon) {
-    if let Err(e) = d.write_status() {
-        log::log(Level::Warning, &format!("{e:#}"), &[]);
-    }
-    let _ = notify::notify(&format!("STATUS={}", d.status_line()));
+fn publish(d: &mut Daemon) {
+    d.publish();
 }
 
 fn release_startup_code() {
@@ -65,8 +62,8 @@ pub async fn run(daemon: Arc<Mutex<Daemon>>, sampler: Sampler) -> anyhow::Result
             .unwrap_or(Duration::from_secs(3600)),
     );
     {
-        let d = lock(&daemon);
-        publish(&d);
+        let mut d = lock(&daemon);
+        publish(&mut d);
         let _ = notify::notify(&format!("READY=1\nSTATUS={}", d.status_line()));
     }
     // Start-up is over once the first alert tick (at once) has run every collector: their
@@ -79,7 +76,7 @@ pub async fn run(daemon: Arc<Mutex<Daemon>>, sampler: Sampler) -> anyhow::Result
             _ = drift.tick() => {
                 let mut d = lock(&daemon);
                 if d.drift_tick(Instant::now()) {
-                    publish(&d);
+                    publish(&mut d);
                 }
             }
             _ = alerts.tick() => {
@@ -87,7 +84,7 @@ pub async fn run(daemon: Arc<Mutex<Daemon>>, sampler: Sampler) -> anyhow::Result
                 let (push, url) = {
                     let mut d = lock(&daemon);
                     let push = d.alert_tick(snap, Instant::now());
-                    publish(&d);
+                    publish(&mut d);
                     (push, d.config().alerts.alertmanager_url.clone())
                 };
                 if let Some(url) = url {
@@ -111,14 +108,14 @@ pub async fn run(daemon: Arc<Mutex<Daemon>>, sampler: Sampler) -> anyhow::Result
                 let mut d = lock(&daemon);
                 if d.files_changed() {
                     reloaded = d.reload("configuration or profile files changed");
-                    publish(&d);
+                    publish(&mut d);
                 }
             }
             _ = hup.recv() => {
                 let mut d = lock(&daemon);
                 let _ = notify::notify("RELOADING=1");
                 reloaded = d.reload("SIGHUP");
-                publish(&d);
+                publish(&mut d);
                 let _ = notify::notify("READY=1");
             }
             _ = watchdog.tick() => {

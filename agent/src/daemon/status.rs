@@ -44,6 +44,9 @@ pub struct Status {
     pub mode: String,
     pub netns: String,
     pub listen: Vec<String>,
+    /// Why the metrics are not served (the listen address is busy and retried), if so.
+    #[serde(default)]
+    pub listen_error: Option<String>,
     pub in_sync: usize,
     pub drifted: usize,
     pub keys: Vec<KeyLine>,
