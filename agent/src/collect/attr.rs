@@ -192,15 +192,17 @@ fn list(dir: &File) -> std::io::Result<Listing> {
         return Err(std::io::Error::last_os_error());
     }
     let mut l = Listing::default();
-    let mut buf = [0u8; 8192];
+    // Not zeroed first: only what the kernel writes is read.
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); 8192];
     loop {
-        // SAFETY: the kernel writes at most buf.len() bytes into buf, which outlives the call.
+        // SAFETY: the kernel writes at most space.len() bytes into space, which outlives the
+        // call.
         let n = unsafe {
             libc::syscall(
                 libc::SYS_getdents64,
                 fd,
-                buf.as_mut_ptr().cast::<libc::c_void>(),
-                buf.len(),
+                space.as_mut_ptr().cast::<libc::c_void>(),
+                space.len(),
             )
         };
         if n < 0 {
@@ -210,10 +212,12 @@ fn list(dir: &File) -> std::io::Result<Listing> {
             }
             return Err(e);
         }
-        let n = usize::try_from(n).unwrap_or(0).min(buf.len());
+        let n = usize::try_from(n).unwrap_or(0).min(space.len());
         if n == 0 {
             return Ok(l);
         }
+        // SAFETY: the kernel initialised the first n bytes (its return value).
+        let buf = unsafe { std::slice::from_raw_parts(space.as_ptr().cast::<u8>(), n) };
         // struct linux_dirent64: u64 d_ino, i64 d_off, u16 d_reclen, u8 d_type, d_name (NUL).
         let mut at = 0;
         while at + 19 <= n {

@@ -19,10 +19,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-/// A queued task run, and how long it may hold its worker before it counts as stuck.
+/// A queued task run: how long it usually takes, and how long it may hold its worker before
+/// it counts as stuck.
 struct Job {
     run: Box<dyn FnOnce() + Send>,
+    expected: Duration,
     slow_after: Duration,
+}
+
+/// Expected work per woken worker: a run whose tasks together take less than this is done by
+/// one worker (the others sleep on: each wake-up is two context switches), a bigger one is
+/// spread over more. Queued jobs still wake idle workers when a scrape has waited `POKE`.
+const SHARE: Duration = Duration::from_millis(1);
+
+/// How many idle workers to wake for `n` jobs expected to take `expected` together.
+fn workers_for(n: usize, expected: Duration, idle: usize) -> usize {
+    let shares = expected.as_nanos().div_ceil(SHARE.as_nanos()).max(1);
+    usize::try_from(shares).unwrap_or(usize::MAX).min(n).min(idle)
 }
 
 /// Milliseconds since the process-wide epoch, plus one so that 0 can mean "not running".
@@ -126,9 +139,10 @@ impl Pool {
     /// Queues jobs and makes sure workers will run them.
     fn submit(&'static self, jobs: Vec<Job>) {
         let n = jobs.len();
+        let expected = jobs.iter().map(|j| j.expected).sum();
         let mut st = lock(&self.state);
         st.jobs.extend(jobs);
-        let wake = n.min(st.idle);
+        let wake = workers_for(n, expected, st.idle);
         self.top_up(&mut st);
         drop(st);
         for _ in 0..wake {
@@ -136,11 +150,16 @@ impl Pool {
         }
     }
 
-    /// Called by scrapes still waiting after `POKE`: if their jobs sit in the queue while
-    /// every worker is slow or stuck, start more.
+    /// Called by scrapes still waiting after `POKE`: jobs still queued wake the idle workers
+    /// (fewer than all may have been woken), and if every worker is stuck, more are started.
     fn poke(&'static self) {
         let mut st = lock(&self.state);
+        let wake = st.jobs.len().min(st.idle);
         self.top_up(&mut st);
+        drop(st);
+        for _ in 0..wake {
+            self.wake.notify_one();
+        }
     }
 
     /// Starts workers while jobs wait and fewer than `live` workers are available.
@@ -451,6 +470,7 @@ impl<T: Clone + Send + 'static> Runner<T> {
                     let slot = Arc::clone(slot);
                     jobs.push(Job {
                         run: Box::new(move || run(&slot)),
+                        expected: recent,
                         slow_after: slow_after(recent),
                     });
                 }
@@ -591,6 +611,17 @@ mod tests {
             assert!(Instant::now() < deadline, "a worker never came back");
             std::thread::yield_now();
         }
+    }
+
+    #[test]
+    fn small_runs_wake_one_worker() {
+        let us = Duration::from_micros;
+        assert_eq!(workers_for(11, us(300), 2), 1);
+        assert_eq!(workers_for(11, Duration::ZERO, 2), 1);
+        assert_eq!(workers_for(11, us(1500), 8), 2);
+        assert_eq!(workers_for(3, us(30_000), 8), 3);
+        assert_eq!(workers_for(11, us(30_000), 2), 2);
+        assert_eq!(workers_for(11, us(300), 0), 0);
     }
 
     #[test]
