@@ -31,6 +31,11 @@ pub struct Sample {
 
 /// A label set from (name, value) pairs, to keep and pass to [`Family::push_labels`].
 pub fn labels(pairs: &[(&'static str, &str)]) -> Labels {
+    if pairs.is_empty() {
+        // Many series have no labels: they share one empty set instead of allocating each.
+        static EMPTY: std::sync::OnceLock<Labels> = std::sync::OnceLock::new();
+        return EMPTY.get_or_init(|| Arc::new([])).clone();
+    }
     pairs
         .iter()
         .map(|(k, v)| (Cow::Borrowed(*k), (*v).to_string()))

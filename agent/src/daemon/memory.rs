@@ -97,8 +97,9 @@ impl Trimmer {
     }
 
     /// Call periodically. The first call records the idle size (call it once start-up is
-    /// over); later calls trim when the process's own memory exceeds twice that, or that plus
-    /// [`TRIM_SLACK_KB`], whichever is more. Returns the kB released, if it trimmed.
+    /// over; a smaller size seen later replaces it); later calls trim when the process's own
+    /// memory exceeds twice that, or that plus [`TRIM_SLACK_KB`], whichever is more. Returns
+    /// the kB released, if it trimmed.
     pub fn tick(&mut self) -> Option<u64> {
         let anon = status_kb("RssAnon")?;
         let idle = match self.idle_kb {
@@ -112,13 +113,10 @@ impl Trimmer {
         if !worth_trimming(idle, anon) {
             return None;
         }
+        // Still large after a trim, the memory is in use (a burst still under way): the next
+        // tick tries again. A trim that finds little to free costs a walk of the free lists.
         trim();
         let after = status_kb("RssAnon").unwrap_or(anon);
-        // Still large after a trim: that memory is in use. Measure growth from here on, so a
-        // daemon that legitimately grew (more devices to hold) is not trimmed every tick.
-        if worth_trimming(idle, after) {
-            self.idle_kb = Some(after);
-        }
         Some(anon.saturating_sub(after))
     }
 }
