@@ -193,7 +193,8 @@ pub fn parse_priority_stats(text: &str) -> anyhow::Result<PriorityStats> {
         };
         let v = last_word(line);
         let v = v.strip_suffix('%').unwrap_or(v);
-        *dst = util::go_parse_uint(v, 10, 64).with_context(|| format!("invalid percentage {v:?}"))?;
+        *dst =
+            util::go_parse_uint(v, 10, 64).with_context(|| format!("invalid percentage {v:?}"))?;
     }
     Ok(p)
 }

@@ -214,13 +214,13 @@ enum NetAttr {
     Read(Attr),
 }
 
-/// One device of class/net: its directory (listed on every scrape: files that appear or go
-/// set it up again) and its attributes.
+/// One device of class/net and its attributes (None: to be set up). A device's attributes
+/// are fixed when it registers: its directory is read when the device appears, and again
+/// after a read error.
 struct NetDev {
     name: String,
-    dir: Dir,
-    seen: Option<Listing>,
-    attrs: Vec<(&'static str, NetAttr)>,
+    dir: PathBuf,
+    attrs: Option<Vec<(&'static str, NetAttr)>>,
 }
 
 /// class/net as last set up.
@@ -258,21 +258,20 @@ fn setup_iface(dir: &Path, name: &str) -> anyhow::Result<Vec<(&'static str, NetA
 }
 
 /// This scrape's values of a device's attributes.
-fn read_iface(d: &NetDev) -> anyhow::Result<Iface> {
+fn read_iface(name: &str, attrs: &[(&'static str, NetAttr)]) -> anyhow::Result<Iface> {
+    let d = name;
     let mut i = Iface {
-        name: d.name.clone(),
+        name: name.to_string(),
         ..Iface::default()
     };
     let mut buf = [0u8; 128];
-    for (name, a) in &d.attrs {
+    for (name, a) in attrs {
         match a {
             NetAttr::Fixed(v) => set_attr(&mut i, name, v),
             NetAttr::Read(attr) => match attr.read(&mut buf) {
                 Ok(raw) => set_attr(&mut i, name, String::from_utf8_lossy(raw).trim()),
                 Err(e) if ignorable(&e.err) => {}
-                Err(e) => {
-                    return Err(e.err).with_context(|| format!("failed to read {}/{name}", d.name))
-                }
+                Err(e) => return Err(e.err).with_context(|| format!("failed to read {d}/{name}")),
             },
         }
     }
@@ -669,7 +668,12 @@ fn render_netlink(
     for lm in modes.unwrap_or_default() {
         // Go's int(uint32) on 64 bits: never negative, so always exported.
         let bytes = i64::from(lm.speed) * 1_000_000 / 8;
-        p.push("speed_bytes", Gauge, &labels(&[("device", &lm.name)]), Some(bytes as f64));
+        p.push(
+            "speed_bytes",
+            Gauge,
+            &labels(&[("device", &lm.name)]),
+            Some(bytes as f64),
+        );
     }
     let mut up = Family::new(
         "node_network_up",
@@ -753,8 +757,9 @@ struct Netclass {
 }
 
 impl Netclass {
-    /// The devices as they are now: class/net and each device's directory are listed on every
-    /// scrape, and what changed is set up again.
+    /// The devices as they are now: class/net is listed on every scrape (a device that
+    /// appears, goes or is renamed changes it) and the devices are set up again when it
+    /// changes.
     fn refresh<'c>(&self, cache: &'c mut NetCache) -> anyhow::Result<&'c mut [NetDev]> {
         let listing = cache.class.listing()?;
         if cache.seen != Some(listing) {
@@ -765,24 +770,12 @@ impl Netclass {
                     continue;
                 }
                 cache.devs.push(NetDev {
-                    dir: Dir::new(self.sysfs_net.join(&name)),
+                    dir: self.sysfs_net.join(&name),
                     name,
-                    seen: None,
-                    attrs: Vec::new(),
+                    attrs: None,
                 });
             }
             cache.seen = Some(listing);
-        }
-        for d in &mut cache.devs {
-            let listing = d
-                .dir
-                .listing()
-                .with_context(|| format!("reading {}", d.dir.path().display()))?;
-            if d.seen != Some(listing) {
-                d.attrs.clear();
-                d.attrs = setup_iface(d.dir.path(), &d.name)?;
-                d.seen = Some(listing);
-            }
         }
         Ok(&mut cache.devs)
     }
@@ -794,8 +787,20 @@ impl Netclass {
             .refresh(&mut cache)
             .context("could not get net class info")?;
         let mut ifaces = Vec::with_capacity(devs.len());
-        for d in devs.iter() {
-            ifaces.push(read_iface(d).context("could not get net class info")?);
+        for d in devs.iter_mut() {
+            if d.attrs.is_none() {
+                d.attrs =
+                    Some(setup_iface(&d.dir, &d.name).context("could not get net class info")?);
+            }
+            let attrs = d.attrs.as_deref().unwrap_or_default();
+            match read_iface(&d.name, attrs) {
+                Ok(i) => ifaces.push(i),
+                Err(e) => {
+                    // Gone, or changed: read the directory again next time.
+                    d.attrs = None;
+                    return Err(e).context("could not get net class info");
+                }
+            }
         }
         render_sysfs(&ifaces, self.ignore_invalid_speed, out);
         Ok(())

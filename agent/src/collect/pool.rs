@@ -35,7 +35,10 @@ const SHARE: Duration = Duration::from_millis(1);
 /// How many idle workers to wake for `n` jobs expected to take `expected` together.
 fn workers_for(n: usize, expected: Duration, idle: usize) -> usize {
     let shares = expected.as_nanos().div_ceil(SHARE.as_nanos()).max(1);
-    usize::try_from(shares).unwrap_or(usize::MAX).min(n).min(idle)
+    usize::try_from(shares)
+        .unwrap_or(usize::MAX)
+        .min(n)
+        .min(idle)
 }
 
 /// Milliseconds since the process-wide epoch, plus one so that 0 can mean "not running".
