@@ -34,6 +34,9 @@ const JUMP_BACK_SECONDS: f64 = 3.0;
 
 type Times = [f64; FIELDS];
 
+/// CPU ids in /proc/stat's order, and (label, id) sorted as /metrics lists them.
+type CpuOrder = (Vec<u32>, Vec<(String, u32)>);
+
 struct Cpu {
     procfs: PathBuf,
     guest: bool,
@@ -51,7 +54,7 @@ struct Cpu {
     /// Last exported times per CPU, so a counter that steps back is held, not exported.
     last: Mutex<HashMap<u32, Times>>,
     /// The CPUs of the last /proc/stat in file order, and their labels sorted as text.
-    order: Mutex<(Vec<u32>, Vec<(String, u32)>)>,
+    order: Mutex<CpuOrder>,
     throttles: ThrottleReader,
 }
 

@@ -14,8 +14,11 @@ struct Softnet {
     path: PathBuf,
     /// The CPUs of the last read (file order), and the order /metrics lists their rows in
     /// (CPU labels as text) with their label sets: kept while the CPUs stay the same.
-    order: Mutex<(Vec<u32>, Vec<(usize, Labels)>)>,
+    order: Mutex<RowOrder>,
 }
+
+/// CPU ids in the file's order, and (row, label set) in the order /metrics lists them.
+type RowOrder = (Vec<u32>, Vec<(usize, Labels)>);
 
 /// (metric, help, type), in the order of [`Row::values`].
 const FAMILIES: &[(&str, &str, MetricType)] = &[

@@ -326,8 +326,9 @@ mod tests {
                 assert_eq!(got.contains('e'), want.contains('e'), "{got} vs {want}");
             }
         }
-        // A tie, as node_exporter 1.5 writes it (checked with its textfile collector).
-        assert_eq!(f(1658206780088562.25), "1.6582067800885622e+15");
+        // A tie (the value is exactly 1658206780088562.25), as node_exporter 1.5 writes it
+        // (checked with its textfile collector).
+        assert_eq!(f(1_658_206_780_088_562.2), "1.6582067800885622e+15");
     }
 
     #[test]
