@@ -10,14 +10,23 @@ use std::sync::Mutex;
 use anyhow::Context;
 use regex::Regex;
 
+use super::attr::{Attr, Dir, Listing};
 use super::{util, Collector, Family, MetricType, Options};
 
 /// Columns after `cpuN` in /proc/stat: user nice system idle iowait irq softirq steal guest
 /// guest_nice.
 const FIELDS: usize = 10;
 const IDLE: usize = 3;
-const MODES: [&str; 8] = [
-    "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+/// The modes of [`Times`] by name, with their column.
+const MODES_BY_NAME: [(usize, &str); 8] = [
+    (3, "idle"),
+    (4, "iowait"),
+    (5, "irq"),
+    (1, "nice"),
+    (6, "softirq"),
+    (7, "steal"),
+    (2, "system"),
+    (0, "user"),
 ];
 /// An idle counter this many seconds behind the last one means the CPU was hot-plugged;
 /// node_exporter then starts that CPU over instead of holding the old values.
@@ -25,9 +34,11 @@ const JUMP_BACK_SECONDS: f64 = 3.0;
 
 type Times = [f64; FIELDS];
 
+/// CPU ids in /proc/stat's order, and (label, id) sorted as /metrics lists them.
+type CpuOrder = (Vec<u32>, Vec<(String, u32)>);
+
 struct Cpu {
     procfs: PathBuf,
-    sysfs: PathBuf,
     guest: bool,
     info: bool,
     /// node_cpu_frequency_hertz from cpuinfo only when the cpufreq collector is on (1.12).
@@ -42,6 +53,8 @@ struct Cpu {
     isolated_path: PathBuf,
     /// Last exported times per CPU, so a counter that steps back is held, not exported.
     last: Mutex<HashMap<u32, Times>>,
+    /// The CPUs of the last /proc/stat in file order, and their labels sorted as text.
+    order: Mutex<CpuOrder>,
     throttles: ThrottleReader,
 }
 
@@ -53,58 +66,184 @@ pub struct Throttles {
     pub packages: BTreeMap<u64, u64>,
 }
 
-/// Reads the throttle counters under a sysfs root.
+/// Reads the throttle counters (and, for the collector, the `online` flags) of the CPUs under
+/// a sysfs root.
+///
+/// The CPU directories are listed on every read; while the listing stays the same, each CPU's
+/// topology (fixed for the life of a logical CPU) is known and its counters are held open
+/// ([`Attr`]). A CPU taken offline loses its topology and thermal_throttle directories (a
+/// held counter then fails to read): its topology is read again once it reads back.
 pub struct ThrottleReader {
-    cpu_dir: PathBuf,
-    /// (package, core) of each cpuN directory once read: fixed for the life of a logical
-    /// CPU, and two sysfs reads per CPU per scrape otherwise. A failed read is retried.
-    topology: Mutex<HashMap<PathBuf, (u64, u64)>>,
+    cpus: Mutex<CpuDirs>,
+}
+
+struct CpuDirs {
+    /// devices/system/cpu, listed on every read.
+    dir: Dir,
+    /// devices/system/cpu when `cpus` was set up.
+    seen: Option<Listing>,
+    /// `cpuN` directories, in the lexical order Go's Glob returns.
+    cpus: Vec<CpuDir>,
+    /// Whether the first CPU has an `online` file (node_cpu_online is exported only then).
+    first_online: bool,
+}
+
+struct CpuDir {
+    /// N of cpuN.
+    n: String,
+    dir: PathBuf,
+    online: Option<Attr>,
+    /// Known once topology/ reads; cleared when a counter fails to read (CPU offline).
+    topo: Option<Topology>,
+}
+
+struct Topology {
+    package: u64,
+    core: u64,
+    /// Opened when first needed: of two hyper-threads only the first is read.
+    core_count: Option<Option<Attr>>,
+    package_count: Option<Option<Attr>>,
+}
+
+/// Reads a lazily opened counter; `None` when it does not read. A counter that fails to read
+/// (its CPU went offline) is opened again next time.
+fn read_counter(slot: &mut Option<Option<Attr>>, path: impl FnOnce() -> PathBuf) -> Option<u64> {
+    let attr = slot
+        .get_or_insert_with(|| Attr::open(&path()).ok())
+        .as_ref()?;
+    let v = attr.number(&mut [0u8; 128]);
+    if v.is_none() {
+        *slot = None;
+    }
+    v
 }
 
 impl ThrottleReader {
     pub fn new(sysfs: &Path) -> ThrottleReader {
         ThrottleReader {
-            cpu_dir: sysfs.join("devices/system/cpu"),
-            topology: Mutex::new(HashMap::new()),
+            cpus: Mutex::new(CpuDirs {
+                dir: Dir::new(sysfs.join("devices/system/cpu")),
+                seen: None,
+                cpus: Vec::new(),
+                first_online: false,
+            }),
         }
     }
 
     /// Lists the CPUs and reads their counters.
     pub fn read(&self) -> Throttles {
-        self.read_dirs(&cpu_dirs(&self.cpu_dir))
+        let mut cpus = self.cpus.lock().unwrap_or_else(|p| p.into_inner());
+        cpus.refresh();
+        cpus.throttles()
     }
 
-    /// Reads the counters of the listed CPU directories.
-    fn read_dirs(&self, dirs: &[(String, PathBuf)]) -> Throttles {
+    /// The counters, and node_cpu_online's (cpu, online) pairs when it is exported.
+    fn read_all(&self) -> (Throttles, Option<Vec<(String, bool)>>) {
+        let mut cpus = self.cpus.lock().unwrap_or_else(|p| p.into_inner());
+        cpus.refresh();
+        (cpus.throttles(), cpus.online())
+    }
+}
+
+impl CpuDirs {
+    /// Sets the CPUs up again if the listing of devices/system/cpu changed.
+    fn refresh(&mut self) {
+        let Ok(listing) = self.dir.listing() else {
+            self.seen = None;
+            self.cpus.clear();
+            return;
+        };
+        if self.seen == Some(listing) {
+            return;
+        }
+        // Drop what is held before opening anew, so the budget counts each file once.
+        self.cpus.clear();
+        self.cpus = cpu_dirs(self.dir.path())
+            .into_iter()
+            .map(|(n, dir)| CpuDir {
+                online: Attr::open(&dir.join("online")).ok(),
+                n,
+                dir,
+                topo: None,
+            })
+            .collect();
+        // Only a file that is not there at all hides the family, as in node_exporter.
+        self.first_online = self.cpus.first().is_some_and(|c| {
+            !matches!(std::fs::metadata(c.dir.join("online")),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+        });
+        self.seen = Some(listing);
+    }
+
+    fn throttles(&mut self) -> Throttles {
         let mut t = Throttles::default();
-        let mut topology = self.topology.lock().unwrap_or_else(|p| p.into_inner());
-        for (_, dir) in dirs {
-            let (pkg, core) = match topology.get(dir) {
-                Some(known) => *known,
-                None => {
-                    let (Some(pkg), Some(core)) = (
-                        read_uint(&dir.join("topology/physical_package_id")),
-                        read_uint(&dir.join("topology/core_id")),
-                    ) else {
-                        continue;
-                    };
-                    topology.insert(dir.clone(), (pkg, core));
-                    (pkg, core)
-                }
+        for c in &mut self.cpus {
+            if c.topo.is_none() {
+                let (Some(package), Some(core)) = (
+                    read_uint(&c.dir.join("topology/physical_package_id")),
+                    read_uint(&c.dir.join("topology/core_id")),
+                ) else {
+                    continue;
+                };
+                c.topo = Some(Topology {
+                    package,
+                    core,
+                    core_count: None,
+                    package_count: None,
+                });
+            }
+            let Some(topo) = c.topo.as_mut() else {
+                continue;
             };
+            let (pkg, core) = (topo.package, topo.core);
+            let mut failed = false;
             // Read each core and package once; a sibling retries only if the first failed.
             if let Entry::Vacant(e) = t.cores.entry((pkg, core)) {
-                if let Some(v) = read_uint(&dir.join("thermal_throttle/core_throttle_count")) {
-                    e.insert(v);
+                match read_counter(&mut topo.core_count, || {
+                    c.dir.join("thermal_throttle/core_throttle_count")
+                }) {
+                    Some(v) => {
+                        e.insert(v);
+                    }
+                    None => failed = true,
                 }
             }
             if let Entry::Vacant(e) = t.packages.entry(pkg) {
-                if let Some(v) = read_uint(&dir.join("thermal_throttle/package_throttle_count")) {
-                    e.insert(v);
+                match read_counter(&mut topo.package_count, || {
+                    c.dir.join("thermal_throttle/package_throttle_count")
+                }) {
+                    Some(v) => {
+                        e.insert(v);
+                    }
+                    None => failed = true,
                 }
+            }
+            if failed {
+                // Offline, or never had the counters: the topology is read again next time.
+                c.topo = None;
             }
         }
         t
+    }
+
+    fn online(&self) -> Option<Vec<(String, bool)>> {
+        if !self.first_online {
+            return None;
+        }
+        let mut buf = [0u8; 4096];
+        Some(
+            self.cpus
+                .iter()
+                .map(|c| {
+                    let on = c
+                        .online
+                        .as_ref()
+                        .and_then(|a| a.text(&mut buf).ok())
+                        .is_some_and(|v| v == "1");
+                    (c.n.clone(), on)
+                })
+                .collect(),
+        )
     }
 }
 
@@ -357,14 +496,24 @@ impl Cpu {
         // A poisoned lock only means another scrape panicked; the map is still usable.
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         fold(&mut last, &new);
-        for (id, t) in last.iter() {
-            let cpu = id.to_string();
-            for (mode, v) in MODES.iter().zip(t) {
-                secs.push(&[("cpu", &cpu), ("mode", mode)], *v);
+        // In the order /metrics lists them (CPU labels as text, then modes by name), so that
+        // the encoder finds them sorted; the CPU labels are kept while the CPU set stays.
+        let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        if order.0.len() != new.len() || order.0.iter().zip(&new).any(|(a, (b, _))| a != b) {
+            order.0 = new.iter().map(|(id, _)| *id).collect();
+            order.1 = last.keys().map(|id| (id.to_string(), *id)).collect();
+            order.1.sort();
+        }
+        for (cpu, id) in &order.1 {
+            let Some(t) = last.get(id) else {
+                continue;
+            };
+            for (i, mode) in MODES_BY_NAME {
+                secs.push(&[("cpu", cpu), ("mode", mode)], t[i]);
             }
             if self.guest {
-                guest.push(&[("cpu", &cpu), ("mode", "user")], t[8]);
-                guest.push(&[("cpu", &cpu), ("mode", "nice")], t[9]);
+                guest.push(&[("cpu", cpu), ("mode", "nice")], t[9]);
+                guest.push(&[("cpu", cpu), ("mode", "user")], t[8]);
             }
         }
         out.push(secs);
@@ -372,8 +521,8 @@ impl Cpu {
         Ok(())
     }
 
-    fn throttles(&self, dirs: &[(String, PathBuf)], out: &mut Vec<Family>) {
-        let Throttles { cores, packages } = self.throttles.read_dirs(dirs);
+    fn throttles(&self, out: &mut Vec<Family>) {
+        let (Throttles { cores, packages }, online) = self.throttles.read_all();
         let mut f = Family::new(
             "node_cpu_core_throttles_total",
             "Number of times this CPU core has been throttled.",
@@ -395,29 +544,19 @@ impl Cpu {
             f.push(&[("package", &pkg.to_string())], *v as f64);
         }
         out.push(f);
-    }
-
-    /// node_cpu_online from cpuN/online; nothing when the first CPU has no such file (x86
-    /// cpu0 usually has none), as in node_exporter.
-    fn online(&self, dirs: &[(String, PathBuf)], out: &mut Vec<Family>) {
-        let Some((_, first)) = dirs.first() else {
-            return;
-        };
-        if let Err(e) = std::fs::metadata(first.join("online")) {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                return;
+        // node_cpu_online from cpuN/online; nothing when the first CPU has no such file (x86
+        // cpu0 usually has none), as in node_exporter.
+        if let Some(online) = online {
+            let mut f = Family::new(
+                "node_cpu_online",
+                "CPUs that are online and being scheduled.",
+                MetricType::Gauge,
+            );
+            for (n, on) in &online {
+                f.push(&[("cpu", n)], if *on { 1.0 } else { 0.0 });
             }
+            out.push(f);
         }
-        let mut f = Family::new(
-            "node_cpu_online",
-            "CPUs that are online and being scheduled.",
-            MetricType::Gauge,
-        );
-        for (n, dir) in dirs {
-            let on = util::read_attr(&dir.join("online")).is_ok_and(|v| v == "1");
-            f.push(&[("cpu", n)], if on { 1.0 } else { 0.0 });
-        }
-        out.push(f);
     }
 }
 
@@ -445,10 +584,7 @@ impl Collector for Cpu {
             }
             out.push(f);
         }
-        // Listed once for both: a sysfs directory listing costs as much as several reads.
-        let dirs = cpu_dirs(&self.sysfs.join("devices/system/cpu"));
-        self.throttles(&dirs, out);
-        self.online(&dirs, out);
+        self.throttles(out);
         Ok(())
     }
 }
@@ -477,7 +613,6 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     let isolated = read_isolated(&isolated_path).ok();
     Ok(Box::new(Cpu {
         procfs: opts.procfs.clone(),
-        sysfs: opts.sysfs.clone(),
         guest: opts.cpu_guest && !opts.no_cpu_guest,
         // A flags or bugs filter switches the info series on, as in node_exporter.
         info: opts.cpu_info || flags.is_some() || bugs.is_some(),
@@ -488,6 +623,7 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
         isolated: Mutex::new(isolated),
         isolated_path,
         last: Mutex::new(HashMap::new()),
+        order: Mutex::default(),
         throttles: ThrottleReader::new(&opts.sysfs),
     }))
 }

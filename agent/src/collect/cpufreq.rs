@@ -1,80 +1,177 @@
 //! cpufreq collector: per-CPU frequencies from devices/system/cpu/cpuN/cpufreq (kHz in
 //! sysfs, hertz here) and the scaling governor, as node_exporter 1.12 exports them.
+//!
+//! What is read when (Documentation/admin-guide/pm/cpufreq.rst): `cpuinfo_min_freq` is the
+//! hardware's lowest frequency, set when the policy is created: read once. Everything else
+//! can change while the system runs and is read on every scrape: the current frequencies,
+//! the `scaling_min/max_freq` limits and the governor (writable), `cpuinfo_max_freq` (the
+//! driver raises or lowers it when boost or turbo is switched), and
+//! `scaling_available_governors` (it grows when a governor module is loaded). Those files are
+//! held open ([`attr::Attr`]); a file that was missing when the CPU was listed (intel_pstate
+//! has no `cpuinfo_cur_freq`) is not looked for again. CPUs and policies are listed on every
+//! scrape; when either listing changes (hotplug, a driver loaded) the CPUs are set up again.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use super::{util, Collector, Family, MetricType, Options};
+use super::attr::{Attr, Dir, Listing};
+use super::{labels, Collector, Family, Labels, MetricType, Options};
 
 struct Cpufreq {
     dir: PathBuf,
+    cache: Mutex<Cache>,
 }
 
-/// (sysfs file, metric, help)
-const FILES: &[(&str, &str, &str)] = &[
+/// (sysfs file, metric, help, read once)
+const FILES: &[(&str, &str, &str, bool)] = &[
     (
         "cpuinfo_cur_freq",
         "node_cpu_frequency_hertz",
         "Current CPU thread frequency in hertz.",
+        false,
     ),
     (
         "cpuinfo_avg_freq",
         "node_cpu_frequency_avg_hertz",
         "Average CPU thread frequency in hertz.",
+        false,
     ),
     (
         "cpuinfo_max_freq",
         "node_cpu_frequency_max_hertz",
         "Maximum CPU thread frequency in hertz.",
+        false,
     ),
     (
         "cpuinfo_min_freq",
         "node_cpu_frequency_min_hertz",
         "Minimum CPU thread frequency in hertz.",
+        true,
     ),
     (
         "scaling_cur_freq",
         "node_cpu_scaling_frequency_hertz",
         "Current scaled CPU thread frequency in hertz.",
+        false,
     ),
     (
         "scaling_max_freq",
         "node_cpu_scaling_frequency_max_hertz",
         "Maximum scaled CPU thread frequency in hertz.",
+        false,
     ),
     (
         "scaling_min_freq",
         "node_cpu_scaling_frequency_min_hertz",
         "Minimum scaled CPU thread frequency in hertz.",
+        false,
     ),
 ];
 
-/// A kHz attribute. Missing, unreadable (cpuinfo_cur_freq is root-only) or garbled files
-/// are left out rather than failing the whole collector.
-fn khz(path: &Path) -> Option<f64> {
-    util::read_attr(path)
-        .ok()?
-        .parse::<u64>()
-        .ok()
-        .map(|v| v as f64)
+/// One kHz attribute of one CPU.
+enum Freq {
+    /// Missing or not openable (cpuinfo_cur_freq is root-only) when the CPU was set up.
+    Absent,
+    /// Read once.
+    Fixed(f64),
+    /// Read on every scrape.
+    Read(Attr),
 }
 
-impl Collector for Cpufreq {
-    fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let mut fams: Vec<Family> = FILES
-            .iter()
-            .map(|(_, n, h)| Family::new(*n, *h, MetricType::Gauge))
-            .collect();
-        let mut gov = Family::new(
-            "node_cpu_scaling_governor",
-            "Current enabled CPU frequency governor.",
-            MetricType::Gauge,
-        );
+/// What one CPU's cpufreq directory offers.
+struct CpuFreq {
+    cpu: String,
+    /// The series' labels (cpu), kept.
+    labels: Labels,
+    freqs: Vec<Freq>,
+    governor: Option<Attr>,
+    available: Option<Attr>,
+}
+
+struct Cache {
+    /// devices/system/cpu, and its cpufreq/ (the policies), listed on every scrape.
+    cpu_dir: Dir,
+    policy_dir: Dir,
+    /// Their listings when `cpus` was set up (None: there was no cpufreq/, and while the CPU
+    /// listing stays the same there is none).
+    seen: Option<(Listing, Option<Listing>)>,
+    cpus: Vec<CpuFreq>,
+}
+
+impl Cache {
+    fn new(dir: &Path) -> Cache {
+        Cache {
+            cpu_dir: Dir::new(dir.to_path_buf()),
+            policy_dir: Dir::new(dir.join("cpufreq")),
+            seen: None,
+            cpus: Vec::new(),
+        }
+    }
+}
+
+/// A kHz value: unreadable or garbled reads are left out rather than failing the collector.
+fn khz(a: &Attr, buf: &mut [u8]) -> Option<f64> {
+    a.number::<u64>(buf).map(|v| v as f64)
+}
+
+/// Sets up one CPU's cpufreq directory (None: it has none).
+fn setup(cpu: &str, dir: &Path) -> Option<CpuFreq> {
+    // Often a symlink to ../cpufreq/policyN; is_dir follows it.
+    if !dir.is_dir() {
+        return None;
+    }
+    let mut buf = [0u8; 4096];
+    let freqs = FILES
+        .iter()
+        .map(|(file, _, _, once)| match Attr::open(&dir.join(file)) {
+            Err(_) => Freq::Absent,
+            Ok(a) => match khz(&a, &mut buf) {
+                // A read that fails now (an offline CPU's policy answers EBUSY) is tried again
+                // on later scrapes.
+                Some(v) if *once => Freq::Fixed(v),
+                _ => Freq::Read(a),
+            },
+        })
+        .collect();
+    Some(CpuFreq {
+        cpu: cpu.to_string(),
+        labels: labels(&[("cpu", cpu)]),
+        freqs,
+        governor: Attr::open(&dir.join("scaling_governor")).ok(),
+        available: Attr::open(&dir.join("scaling_available_governors")).ok(),
+    })
+}
+
+impl Cpufreq {
+    /// The CPUs as they are now: set up again when the CPU or policy listing changed.
+    /// `Ok(false)`: no CPU directory at all.
+    fn refresh(&self, cache: &mut Cache) -> anyhow::Result<bool> {
         // No CPU directory at all (an odd container) is an empty scrape, not a failure.
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        let cpus = match cache.cpu_dir.listing() {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                cache.seen = None;
+                cache.cpus.clear();
+                return Ok(false);
+            }
             Err(e) => anyhow::bail!("reading {}: {e}", self.dir.display()),
         };
+        // cpufreq/ is an entry of the CPU directory: while that listing is the same, a
+        // cpufreq/ that was not there is still not there.
+        let policies = match cache.seen {
+            Some((same, None)) if same == cpus => None,
+            _ => cache.policy_dir.listing().ok(),
+        };
+        let seen = (cpus, policies);
+        if cache.seen == Some(seen) {
+            return Ok(true);
+        }
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) => anyhow::bail!("reading {}: {e}", self.dir.display()),
+        };
+        // Drop what is held before opening anew, so the budget counts each file once.
+        cache.cpus.clear();
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let Some(cpu) = name
@@ -83,23 +180,58 @@ impl Collector for Cpufreq {
             else {
                 continue;
             };
-            // Often a symlink to ../cpufreq/policyN; is_dir follows it.
-            let dir = e.path().join("cpufreq");
-            if !dir.is_dir() {
-                continue;
-            }
-            for (f, (file, ..)) in fams.iter_mut().zip(FILES) {
-                if let Some(v) = khz(&dir.join(file)) {
-                    f.push(&[("cpu", cpu)], v * 1000.0);
+            cache.cpus.extend(setup(cpu, &e.path().join("cpufreq")));
+        }
+        // In the order /metrics lists them (CPU labels as text), so that the encoder finds
+        // them sorted.
+        cache.cpus.sort_by(|a, b| a.cpu.cmp(&b.cpu));
+        cache.seen = Some(seen);
+        Ok(true)
+    }
+}
+
+impl Collector for Cpufreq {
+    fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.refresh(&mut cache)? {
+            return Ok(());
+        }
+        let mut fams: Vec<Family> = FILES
+            .iter()
+            .map(|(_, n, h, _)| Family::new(*n, *h, MetricType::Gauge))
+            .collect();
+        let mut gov = Family::new(
+            "node_cpu_scaling_governor",
+            "Current enabled CPU frequency governor.",
+            MetricType::Gauge,
+        );
+        let mut buf = [0u8; 4096];
+        for c in &cache.cpus {
+            let cpu = c.cpu.as_str();
+            for (f, freq) in fams.iter_mut().zip(&c.freqs) {
+                let v = match freq {
+                    Freq::Absent => None,
+                    Freq::Fixed(v) => Some(*v),
+                    Freq::Read(a) => khz(a, &mut buf),
+                };
+                if let Some(v) = v {
+                    f.push_labels(&c.labels, v * 1000.0);
                 }
             }
-            let current = util::read_attr(&dir.join("scaling_governor")).unwrap_or_default();
+            let current = c
+                .governor
+                .as_ref()
+                .and_then(|a| a.text(&mut buf).ok())
+                .unwrap_or_default();
             if current.is_empty() {
                 continue;
             }
             // Split on single spaces like node_exporter, so the series set is the same.
-            let available =
-                util::read_attr(&dir.join("scaling_available_governors")).unwrap_or_default();
+            let available = c
+                .available
+                .as_ref()
+                .and_then(|a| a.text(&mut buf).ok())
+                .unwrap_or_default();
             for g in available.split(' ') {
                 gov.push(
                     &[("cpu", cpu), ("governor", g)],
@@ -116,6 +248,7 @@ impl Collector for Cpufreq {
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Cpufreq {
         dir: opts.sysfs.join("devices/system/cpu"),
+        cache: Mutex::new(Cache::new(&opts.sysfs.join("devices/system/cpu"))),
     }))
 }
 
@@ -130,8 +263,10 @@ mod tests {
     }
 
     fn collect(root: &Path) -> Vec<(String, String, f64)> {
+        let dir = root.join("devices/system/cpu");
         let c = Cpufreq {
-            dir: root.join("devices/system/cpu"),
+            cache: Mutex::new(Cache::new(&dir)),
+            dir,
         };
         let mut out = Vec::new();
         c.collect(&mut out).unwrap();

@@ -21,7 +21,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
-use super::{util, Collector, Family, MetricType, Options};
+use super::attr::Attr;
+use super::{labels, util, Collector, Family, MetricType, Options};
 
 /// node_exporter 1.12's default `--collector.diskstats.device-exclude`.
 pub const DEVICE_EXCLUDE: &str = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
@@ -387,8 +388,10 @@ fn render(disks: &[(&Disk, &Udev, bool)], out: &mut Vec<Family>) {
             ],
             1.0,
         );
+        // One label set for the device's many series.
+        let set = labels(&[("device", dev)]);
         for (i, f) in stats.iter_mut().enumerate().take(d.count) {
-            f.push(&[("device", dev)], d.stats[i] as f64 * STAT_FAMILIES[i].3);
+            f.push_labels(&set, d.stats[i] as f64 * STAT_FAMILIES[i].3);
         }
         if !u.get(FS_TYPE).is_empty() {
             fs.push(
@@ -419,7 +422,7 @@ fn render(disks: &[(&Disk, &Udev, bool)], out: &mut Vec<Family>) {
             for (f, (i, _, _)) in ata.iter_mut().zip(ATA_FAMILIES) {
                 // Absent, or not a number: skipped (node_exporter logs it).
                 if let Some(v) = u.values[i].as_deref().and_then(parse_float) {
-                    f.push(&[("device", dev)], v);
+                    f.push_labels(&set, v);
                 }
             }
         }
@@ -444,6 +447,8 @@ struct Diskstats {
     ignored: Mutex<HashMap<String, bool>>,
     /// udev entries by (major, minor), with the file version they were read from.
     udev_cache: Mutex<UdevCache>,
+    /// `queue/rotational` of each device, held open (None: not there when first looked for).
+    rotational: Mutex<HashMap<String, Option<Attr>>>,
 }
 
 impl Diskstats {
@@ -498,12 +503,24 @@ impl Diskstats {
         }
     }
 
-    /// `queue/rotational` is 1 (any error, or any other value: not rotational).
-    fn rotational(&self, name: &str) -> bool {
-        util::read_attr(&self.sys_block.join(name).join("queue/rotational"))
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            == Some(1)
+    /// `queue/rotational` is 1 (any error, or any other value: not rotational). The file is
+    /// held open while the device is listed; one that fails to read is opened again next
+    /// time (a device of that name may have come back).
+    fn rotational(&self, name: &str, held: &mut HashMap<String, Option<Attr>>) -> bool {
+        let attr = held.entry(name.to_string()).or_insert_with(|| {
+            Attr::open(&self.sys_block.join(name).join("queue/rotational")).ok()
+        });
+        let Some(a) = attr else {
+            return false;
+        };
+        let mut buf = [0u8; 4096];
+        match a.text(&mut buf) {
+            Ok(v) => v.parse::<u64>().ok() == Some(1),
+            Err(_) => {
+                held.remove(name);
+                false
+            }
+        }
     }
 }
 
@@ -521,10 +538,14 @@ impl Collector for Diskstats {
             cache.retain(|k, _| disks.iter().any(|d| (d.major, d.minor) == *k));
         }
         drop(cache);
+        let mut held = self.rotational.lock().unwrap_or_else(|p| p.into_inner());
+        if held.len() > disks.len() {
+            held.retain(|name, _| disks.iter().any(|d| d.name == *name));
+        }
         let rows: Vec<(&Disk, &Udev, bool)> = disks
             .iter()
             .zip(&udev)
-            .map(|(d, u)| (*d, &**u, self.rotational(&d.name)))
+            .map(|(d, u)| (*d, &**u, self.rotational(&d.name, &mut held)))
             .collect();
         render(&rows, out);
         Ok(())
@@ -563,6 +584,7 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
         filter,
         ignored: Mutex::default(),
         udev_cache: Mutex::default(),
+        rotational: Mutex::default(),
     }))
 }
 

@@ -5,15 +5,22 @@
 //! sysReadFile: some drivers return EAGAIN forever to readers that retry, and a few block for
 //! seconds per read. An attribute that cannot be read (EAGAIN, EIO, ENODATA, EISDIR, ...) is
 //! skipped quietly.
+//!
+//! What is read when (Documentation/hwmon/sysfs-interface.rst): a chip's `name`, its device
+//! link and its sensors' `*_label` files are fixed by the driver and read once; every other
+//! attribute (readings, alarms, and the limits, which are writable) is held open
+//! ([`attr::Attr`]) and read on every scrape. The chips and each chip's directories are listed
+//! on every scrape: a chip or a sensor file that appears, goes or is replaced is seen at once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use anyhow::Context;
 use regex::Regex;
 
-use super::{Collector, Family, MetricType, Options};
+use super::attr::{Attr, Dir, Listing};
+use super::{labels, Collector, Family, Labels, MetricType, Options};
 
 const SENSOR_TYPES: &[&str] = &[
     "vrm",
@@ -60,14 +67,6 @@ impl Filter {
     }
 }
 
-/// One hwmon chip as read: its exported label (collision suffix included), its `name`, and
-/// its sensors' raw values.
-pub struct Chip {
-    pub label: String,
-    pub name: Option<String>,
-    data: SensorData,
-}
-
 /// A temperature sensor and its limits, in °C.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Temp {
@@ -83,6 +82,294 @@ pub struct Reader {
     dir: PathBuf,
     chips: Filter,
     sensors: Filter,
+    /// Whether sensor files are held open between reads (see [`Reader::by_path`]).
+    hold: bool,
+    cache: Mutex<Cache>,
+}
+
+/// The chips as last set up.
+#[derive(Default)]
+struct Cache {
+    /// class/hwmon, listed on every read (opened at the first).
+    class: Option<Dir>,
+    /// Its listing when `chips` was set up, and the sensor kind they were set up for.
+    seen: Option<(Listing, Option<&'static str>)>,
+    chips: Vec<ChipCache>,
+    /// Every family name and help text the chips' properties export, once (see [`Desc`]).
+    families: Vec<String>,
+    helps: Vec<String>,
+}
+
+/// One chip the filters keep: its label and name (read once), and its sensor files.
+struct ChipCache {
+    dir: PathBuf,
+    label: String,
+    name: Option<String>,
+    /// The chip's directory and its device directory, listed on every read.
+    own: Dir,
+    device: Dir,
+    /// Their listings when `sensors` was set up (None: not readable; a device directory
+    /// that was not there is not looked for while the chip's own listing stays the same).
+    seen: Option<(Option<Listing>, Option<Listing>)>,
+    sensors: Vec<Sensor>,
+}
+
+/// One sensor: its files by property ("" for the bare file), in name order, and how each
+/// is exported.
+struct Sensor {
+    name: String,
+    kind: String,
+    /// Its series' labels (chip, sensor), and with its label when that is fixed.
+    labels: Labels,
+    labelled: Option<Labels>,
+    props: Vec<Prop>,
+    /// Where the "label" and bare ("") properties are in `props`.
+    label: Option<usize>,
+    bare: Option<usize>,
+}
+
+struct Prop {
+    element: String,
+    /// The hwmon directory's file and the device directory's, in that order: the last one
+    /// that reads wins (node_exporter reads the device directory second).
+    sources: Vec<Source>,
+    /// How it is exported when the bare file did not read ([0]) and when it did ([1]): the
+    /// `input` element's name depends on it.
+    desc: [Option<Desc>; 2],
+}
+
+enum Source {
+    /// A label: fixed by the driver, read once.
+    Fixed(Vec<u8>),
+    /// Read on every scrape.
+    Read(Attr),
+}
+
+/// How a property's value becomes a sample.
+struct Desc {
+    /// Indexes into [`Cache::families`] and [`Cache::helps`].
+    family: usize,
+    help: usize,
+    kind: MetricType,
+    scale: Scale,
+    /// A GPU clock (freq*_input): labelled by the sensor's label, and only when it has one.
+    freq: bool,
+}
+
+/// The unit conversion, kept as node_exporter computes it (v * 0.001 is not v / 1000 in
+/// floating point).
+#[derive(Clone, Copy)]
+enum Scale {
+    One,
+    Mul(f64),
+    Div(f64),
+}
+
+impl Scale {
+    fn apply(self, v: f64) -> f64 {
+        match self {
+            Scale::One => v,
+            Scale::Mul(m) => v * m,
+            Scale::Div(d) => v / d,
+        }
+    }
+}
+
+/// One attribute value as read: at most 128 bytes, newlines trimmed.
+#[derive(Clone, Copy)]
+struct Raw {
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl Raw {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// One raw read() of up to 128 bytes with newlines trimmed (not other white space, so values
+/// match node_exporter's byte for byte); None when it fails.
+fn read_raw(attr: &Attr) -> Option<Raw> {
+    let mut raw = Raw {
+        buf: [0u8; 128],
+        len: 0,
+    };
+    let v = attr.read(&mut raw.buf).ok()?;
+    let mut start = 0;
+    let mut end = v.len();
+    while start < end && v[start] == b'\n' {
+        start += 1;
+    }
+    while end > start && v[end - 1] == b'\n' {
+        end -= 1;
+    }
+    raw.buf.copy_within(start..end, 0);
+    raw.len = end - start;
+    Some(raw)
+}
+
+impl Source {
+    fn value(&self) -> Option<Raw> {
+        match self {
+            Source::Fixed(v) => {
+                let mut raw = Raw {
+                    buf: [0u8; 128],
+                    len: v.len().min(128),
+                };
+                raw.buf[..raw.len].copy_from_slice(&v[..raw.len]);
+                Some(raw)
+            }
+            Source::Read(a) => read_raw(a),
+        }
+    }
+}
+
+impl Prop {
+    /// This scrape's value: the last source that reads.
+    fn value(&self) -> Option<Raw> {
+        self.sources.iter().rev().find_map(Source::value)
+    }
+}
+
+/// The index of `name` in `table`, adding it.
+fn intern(table: &mut Vec<String>, name: String) -> usize {
+    match table.iter().position(|f| *f == name) {
+        Some(i) => i,
+        None => {
+            table.push(name);
+            table.len() - 1
+        }
+    }
+}
+
+/// The family and help tables a setup adds to.
+struct Tables<'a> {
+    families: &'a mut Vec<String>,
+    helps: &'a mut Vec<String>,
+}
+
+/// How node_exporter exports property `e` of a sensor of `kind` (None: it does not, or not
+/// this way: labels and the special kinds are handled per sensor).
+fn describe(t: &mut Tables<'_>, kind: &str, e: &str, bare: bool) -> Option<Desc> {
+    if e == "label" || matches!(kind, "beep_enable" | "vrm" | "update_interval") {
+        return None;
+    }
+    let g = MetricType::Gauge;
+    let mut name = format!("node_hwmon_{kind}");
+    if e == "input" {
+        // Both `temp1` and `temp1_input`: the latter keeps its suffix.
+        if bare {
+            name.push_str("_input");
+        }
+    } else if !e.is_empty() {
+        name.push('_');
+        name.push_str(&clean(e));
+    }
+    let (name, help, kind_, scale, freq) = match (kind, e) {
+        (_, "fault" | "alarm") => (
+            name,
+            format!("Hardware sensor {e} status ({kind})"),
+            g,
+            Scale::One,
+            false,
+        ),
+        (_, "beep") => (
+            format!("{name}_enabled"),
+            "Hardware monitor sensor has beeping enabled".into(),
+            g,
+            Scale::One,
+            false,
+        ),
+        ("in" | "cpu", _) => (
+            format!("{name}_volts"),
+            format!("Hardware monitor for voltage ({e})"),
+            g,
+            Scale::Mul(0.001),
+            false,
+        ),
+        ("temp", e) if e != "type" => (
+            format!("{name}_celsius"),
+            format!(
+                "Hardware monitor for temperature ({})",
+                if e.is_empty() { "input" } else { e }
+            ),
+            g,
+            Scale::Mul(0.001),
+            false,
+        ),
+        ("curr", _) => (
+            format!("{name}_amps"),
+            format!("Hardware monitor for current ({e})"),
+            g,
+            Scale::Mul(0.001),
+            false,
+        ),
+        ("energy", _) => (
+            format!("{name}_joule_total"),
+            format!("Hardware monitor for joules used so far ({e})"),
+            MetricType::Counter,
+            Scale::Div(1e6),
+            false,
+        ),
+        ("power", "accuracy") => (
+            name,
+            "Hardware monitor power meter accuracy, as a ratio".into(),
+            g,
+            Scale::Div(1e6),
+            false,
+        ),
+        ("power", "average_interval" | "average_interval_min" | "average_interval_max") => (
+            format!("{name}_seconds"),
+            format!("Hardware monitor power usage update interval ({e})"),
+            g,
+            Scale::Mul(0.001),
+            false,
+        ),
+        ("power", _) => (
+            format!("{name}_watt"),
+            format!("Hardware monitor for power usage in watts ({e})"),
+            g,
+            Scale::Div(1e6),
+            false,
+        ),
+        ("humidity", _) => (
+            name,
+            format!("Hardware monitor for humidity, as a ratio (multiply with 100.0 to get the humidity as a percentage) ({e})"),
+            g,
+            Scale::Div(1e6),
+            false,
+        ),
+        ("fan", "input" | "min" | "max" | "target") => (
+            format!("{name}_rpm"),
+            format!("Hardware monitor for fan revolutions per minute ({e})"),
+            g,
+            Scale::One,
+            false,
+        ),
+        // GPU clocks are named by their label (sclk, mclk); none, no series.
+        ("freq", "input") => (
+            format!("{name}_freq_mhz"),
+            "Hardware monitor for GPU frequency in MHz".into(),
+            g,
+            Scale::Div(1e6),
+            true,
+        ),
+        _ => (
+            name,
+            format!("Hardware monitor {kind} element {e}"),
+            g,
+            Scale::One,
+            false,
+        ),
+    };
+    Some(Desc {
+        family: intern(t.families, name),
+        help: intern(t.helps, help),
+        kind: kind_,
+        scale,
+        freq,
+    })
 }
 
 impl Reader {
@@ -95,11 +382,58 @@ impl Reader {
                 &opts.hwmon_sensor_exclude,
                 "sensor",
             )?,
+            hold: true,
+            cache: Mutex::default(),
         })
     }
 
-    /// Reads every chip the filters keep; `only` limits the sensors read to one kind.
-    fn chips(&self, only: Option<&str>) -> anyhow::Result<Vec<Chip>> {
+    /// Opens each sensor file on every read instead of holding it: for a reader that runs
+    /// every alert interval, not on every scrape.
+    pub fn by_path(mut self) -> Reader {
+        self.hold = false;
+        self
+    }
+
+    /// The chips the filters keep, set up again where a listing changed; `only` limits the
+    /// sensors to one kind. The cache comes back locked, for the caller to read the values.
+    fn chips(&self, only: Option<&'static str>) -> anyhow::Result<MutexGuard<'_, Cache>> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let cache_ref = &mut *cache;
+        let listing = cache_ref
+            .class
+            .get_or_insert_with(|| Dir::new(self.dir.clone()))
+            .listing()
+            .with_context(|| format!("reading {}", self.dir.display()))?;
+        if cache_ref.seen != Some((listing, only)) {
+            // Drop what is held before opening anew, so the budget counts each file once.
+            let class = cache_ref.class.take();
+            *cache_ref = Cache::default();
+            cache_ref.class = class;
+            cache_ref.chips = self.setup_chips()?;
+            cache_ref.seen = Some((listing, only));
+        }
+        for chip in &mut cache_ref.chips {
+            let own = chip.own.listing().ok();
+            let device = match chip.seen {
+                Some((same, None)) if same == own => None,
+                _ => chip.device.listing().ok(),
+            };
+            let seen = (own, device);
+            if chip.seen != Some(seen) {
+                chip.sensors.clear();
+                let mut tables = Tables {
+                    families: &mut cache_ref.families,
+                    helps: &mut cache_ref.helps,
+                };
+                chip.sensors = self.setup_sensors(chip, only, &mut tables);
+                chip.seen = Some(seen);
+            }
+        }
+        Ok(cache)
+    }
+
+    /// The chips of class/hwmon the chip filter keeps, labelled, without their sensors.
+    fn setup_chips(&self) -> anyhow::Result<Vec<ChipCache>> {
         let entries = std::fs::read_dir(&self.dir)
             .with_context(|| format!("reading {}", self.dir.display()))?;
         let mut dirs: Vec<PathBuf> = entries
@@ -108,39 +442,125 @@ impl Reader {
             .filter(|p| p.is_dir())
             .collect();
         dirs.sort();
-        let mut out = Vec::new();
-        for (dir, (label, name)) in dirs.iter().zip(chip_labels(&dirs)) {
+        let labels = chip_labels(&dirs);
+        Ok(dirs
+            .into_iter()
+            .zip(labels)
             // Filters see the label that is exported, collision suffix included.
-            if self.chips.ignored(&label) {
+            .filter(|(_, (label, _))| !self.chips.ignored(label))
+            .map(|(dir, (label, name))| ChipCache {
+                own: Dir::new(dir.clone()),
+                device: Dir::new(dir.join("device")),
+                dir,
+                label,
+                name,
+                seen: None,
+                sensors: Vec::new(),
+            })
+            .collect())
+    }
+
+    /// A chip's sensor files (its own directory's, then its device directory's) that the
+    /// sensor filter keeps; `only` limits them to one kind.
+    fn setup_sensors(
+        &self,
+        chip: &ChipCache,
+        only: Option<&str>,
+        tables: &mut Tables<'_>,
+    ) -> Vec<Sensor> {
+        // sensor → (kind, property → sources); sorted by name, as node_exporter reads them.
+        type Files = BTreeMap<String, (String, BTreeMap<String, Vec<Source>>)>;
+        let mut files = Files::new();
+        for dir in [chip.dir.clone(), chip.dir.join("device")] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some((kind, num, prop)) = explode(&name) else {
+                    continue;
+                };
+                if !SENSOR_TYPES.contains(&kind) || only.is_some_and(|o| o != kind) {
+                    continue;
+                }
+                let sensor = format!("{kind}{num}");
+                // Matched as "<chip>;<sensor>", so one sensor of one chip can be picked.
+                if self.sensors.ignored(&format!("{};{sensor}", chip.label)) {
+                    continue;
+                }
+                let opened = if self.hold {
+                    Attr::open(&e.path())
+                } else {
+                    Attr::by_path(&e.path())
+                };
+                let Ok(attr) = opened else {
+                    continue;
+                };
+                let source = match (prop, read_raw(&attr)) {
+                    ("label", Some(v)) => Source::Fixed(v.bytes().to_vec()),
+                    // Not readable now: tried again on every scrape.
+                    _ => Source::Read(attr),
+                };
+                files
+                    .entry(sensor)
+                    .or_insert_with(|| (kind.to_string(), BTreeMap::new()))
+                    .1
+                    .entry(prop.to_string())
+                    .or_default()
+                    .push(source);
             }
-            let mut data = SensorData::new();
-            collect_dir(dir, only, &mut data);
-            collect_dir(&dir.join("device"), only, &mut data);
-            // Matched as "<chip>;<sensor>", so one sensor of one chip can be picked.
-            data.retain(|sensor, _| !self.sensors.ignored(&format!("{label};{sensor}")));
-            out.push(Chip { label, name, data });
         }
-        Ok(out)
+        files
+            .into_iter()
+            .map(|(name, (kind, props))| {
+                let props: Vec<Prop> = props
+                    .into_iter()
+                    .map(|(element, sources)| Prop {
+                        desc: [false, true].map(|bare| describe(tables, &kind, &element, bare)),
+                        element,
+                        sources,
+                    })
+                    .collect();
+                let label = props.iter().position(|p| p.element == "label");
+                let fixed = label.and_then(|i| match props[i].sources.last() {
+                    Some(Source::Fixed(v)) => Some(valid_utf8(v)),
+                    _ => None,
+                });
+                Sensor {
+                    labels: labels(&[("chip", &chip.label), ("sensor", &name)]),
+                    labelled: fixed.map(|l| {
+                        labels(&[("chip", &chip.label), ("sensor", &name), ("label", &l)])
+                    }),
+                    label,
+                    bare: props.iter().position(|p| p.element.is_empty()),
+                    name,
+                    kind,
+                    props,
+                }
+            })
+            .collect()
     }
 
     /// Every temperature with its `crit` and `max` limits (the ThermalThrottling rule's
     /// input), as node_hwmon_temp_celsius and its limit families report them.
     pub fn temps(&self) -> anyhow::Result<Vec<Temp>> {
-        let milli = |raw: Option<&Vec<u8>>| raw.and_then(|r| num(r)).map(|v| v * 0.001);
+        let cache = self.chips(Some("temp"))?;
         let mut out = Vec::new();
-        for chip in self.chips(Some("temp"))? {
-            for (sensor, props) in &chip.data {
-                let Some(celsius) = milli(props.get("")).or_else(|| milli(props.get("input")))
-                else {
+        for chip in &cache.chips {
+            for s in &chip.sensors {
+                let milli = |element: &str| {
+                    let p = s.props.iter().find(|p| p.element == element)?;
+                    num(p.value()?.bytes()).map(|v| v * 0.001)
+                };
+                let Some(celsius) = milli("").or_else(|| milli("input")) else {
                     continue;
                 };
                 out.push(Temp {
                     chip: chip.label.clone(),
-                    sensor: sensor.clone(),
+                    sensor: s.name.clone(),
                     celsius,
-                    crit: milli(props.get("crit")),
-                    max: milli(props.get("max")),
+                    crit: milli("crit"),
+                    max: milli("max"),
                 });
             }
         }
@@ -150,22 +570,6 @@ impl Reader {
 
 struct Hwmon {
     reader: Reader,
-}
-
-/// One raw read() of up to 128 bytes with newlines trimmed (not other white space, so values
-/// match node_exporter's byte for byte).
-fn read_raw(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = [0u8; 128];
-    let n = f.read(&mut buf)?;
-    let mut v = &buf[..n];
-    while let [b'\n', rest @ ..] = v {
-        v = rest;
-    }
-    while let [rest @ .., b'\n'] = v {
-        v = rest;
-    }
-    Ok(v.to_vec())
 }
 
 /// Bytes as text, each run of invalid UTF-8 replaced by one U+FFFD (Go's ToValidUTF8).
@@ -222,30 +626,6 @@ fn explode(file: &str) -> Option<(&str, u64, &str)> {
         _ => return None,
     };
     Some((kind, num, prop))
-}
-
-/// sensor → property → raw value, from the hwmon dir and its device dir.
-type SensorData = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
-
-/// Reads the sensor files of one directory; `only` limits them to one sensor kind.
-fn collect_dir(dir: &Path, only: Option<&str>, data: &mut SensorData) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some((kind, num, prop)) = explode(&name) else {
-            continue;
-        };
-        if !SENSOR_TYPES.contains(&kind) || only.is_some_and(|o| o != kind) {
-            continue;
-        }
-        if let Ok(v) = read_raw(&e.path()) {
-            data.entry(format!("{kind}{num}"))
-                .or_default()
-                .insert(prop.to_string(), v);
-        }
-    }
 }
 
 /// The cleaned `name` file, if any.
@@ -319,190 +699,123 @@ fn chip_labels(dirs: &[PathBuf]) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
-fn push(
-    fams: &mut BTreeMap<String, Family>,
-    name: String,
-    help: String,
-    kind: MetricType,
-    labels: &[(&'static str, &str)],
-    v: f64,
-) {
-    fams.entry(name.clone())
-        .or_insert_with(|| Family::new(name, help, kind))
-        .push(labels, v);
-}
-
 fn num(raw: &[u8]) -> Option<f64> {
+    // Sensor values are integers: those parse exactly as integers, and several times faster.
+    if let [first, rest @ ..] = raw {
+        if raw.len() <= 15
+            && (first.is_ascii_digit() || (*first == b'-' && !rest.is_empty()))
+            && rest.iter().all(u8::is_ascii_digit)
+        {
+            let v = std::str::from_utf8(raw).ok()?.parse::<i64>().ok()? as f64;
+            // "-0" is -0.0 as a float.
+            return Some(if *first == b'-' { -v.abs() } else { v });
+        }
+    }
     std::str::from_utf8(raw).ok()?.parse().ok()
 }
 
+/// This scrape's families, by [`Cache::families`] index; a family is created by its first
+/// sample, with that sample's help text (as node_exporter registers them).
+struct Out<'c> {
+    fams: Vec<Option<Family>>,
+    /// Families with fixed names (labels, chip names, the special kinds), by name.
+    named: BTreeMap<&'static str, Family>,
+    families: &'c [String],
+    helps: &'c [String],
+}
+
+impl Out<'_> {
+    fn push(&mut self, d: &Desc, labels: &Labels, v: f64) {
+        let (families, helps) = (self.families, self.helps);
+        self.fams[d.family]
+            .get_or_insert_with(|| {
+                Family::new(families[d.family].clone(), helps[d.help].clone(), d.kind)
+            })
+            .push_labels(labels, d.scale.apply(v));
+    }
+
+    fn push_named(&mut self, name: &'static str, help: &'static str, labels: &Labels, v: f64) {
+        self.named
+            .entry(name)
+            .or_insert_with(|| Family::new(name, help, MetricType::Gauge))
+            .push_labels(labels, v);
+    }
+}
+
 impl Hwmon {
-    fn emit(&self, chip: &str, data: &SensorData, fams: &mut BTreeMap<String, Family>) {
-        let g = MetricType::Gauge;
-        for (sensor, props) in data {
-            let kind = explode(sensor).map(|e| e.0).unwrap_or("");
-            let labels = [("chip", chip), ("sensor", sensor.as_str())];
-            let label = props.get("label").map(|l| valid_utf8(l));
-            if let Some(label) = &label {
-                push(
-                    fams,
-                    "node_hwmon_sensor_label".into(),
-                    "Label for given chip and sensor".into(),
-                    g,
-                    &[("chip", chip), ("sensor", sensor), ("label", label)],
-                    1.0,
+    /// One sensor's samples, from this scrape's values of its properties.
+    fn emit(&self, chip: &str, s: &Sensor, vals: &[Option<Raw>], out: &mut Out<'_>) {
+        let sensor = s.name.as_str();
+        let labels = &s.labels;
+        let value = |i: Option<usize>| i.and_then(|i| vals[i].as_ref()).map(Raw::bytes);
+        let label = value(s.label).map(valid_utf8);
+        if let Some(label) = &label {
+            let set = match &s.labelled {
+                // A fixed label: its label set is kept.
+                Some(set) => set.clone(),
+                None => self::labels(&[("chip", chip), ("sensor", sensor), ("label", label)]),
+            };
+            out.push_named(
+                "node_hwmon_sensor_label",
+                "Label for given chip and sensor",
+                &set,
+                1.0,
+            );
+        }
+        let bare = value(s.bare);
+        match s.kind.as_str() {
+            "beep_enable" => {
+                let v = if bare == Some(b"1") { 1.0 } else { 0.0 };
+                out.push_named(
+                    "node_hwmon_beep_enabled",
+                    "Hardware beep enabled",
+                    labels,
+                    v,
                 );
+                return;
             }
-            let bare = props.get("").map(|v| v.as_slice());
-            match kind {
-                "beep_enable" => {
-                    let v = if bare == Some(b"1") { 1.0 } else { 0.0 };
-                    push(
-                        fams,
-                        "node_hwmon_beep_enabled".into(),
-                        "Hardware beep enabled".into(),
-                        g,
-                        &labels,
+            "vrm" => {
+                if let Some(v) = bare.and_then(num) {
+                    out.push_named(
+                        "node_hwmon_voltage_regulator_version",
+                        "Hardware voltage regulator",
+                        labels,
                         v,
                     );
-                    continue;
                 }
-                "vrm" => {
-                    if let Some(v) = bare.and_then(num) {
-                        push(
-                            fams,
-                            "node_hwmon_voltage_regulator_version".into(),
-                            "Hardware voltage regulator".into(),
-                            g,
-                            &labels,
-                            v,
-                        );
-                    }
-                    continue;
-                }
-                "update_interval" => {
-                    if let Some(v) = bare.and_then(num) {
-                        push(
-                            fams,
-                            "node_hwmon_update_interval_seconds".into(),
-                            "Hardware monitor update interval".into(),
-                            g,
-                            &labels,
-                            v * 0.001,
-                        );
-                    }
-                    continue;
-                }
-                _ => {}
+                return;
             }
-            let prefix = format!("node_hwmon_{kind}");
-            for (element, raw) in props {
-                if element == "label" {
-                    continue;
+            "update_interval" => {
+                if let Some(v) = bare.and_then(num) {
+                    out.push_named(
+                        "node_hwmon_update_interval_seconds",
+                        "Hardware monitor update interval",
+                        labels,
+                        v * 0.001,
+                    );
                 }
-                let mut name = prefix.clone();
-                if element == "input" {
-                    // Both `temp1` and `temp1_input`: the latter keeps its suffix.
-                    if bare.is_some() {
-                        name.push_str("_input");
-                    }
-                } else if !element.is_empty() {
-                    name.push('_');
-                    name.push_str(&clean(element));
-                }
-                let Some(v) = num(raw) else {
+                return;
+            }
+            _ => {}
+        }
+        for (p, val) in s.props.iter().zip(vals) {
+            let (Some(d), Some(raw)) = (&p.desc[usize::from(bare.is_some())], val) else {
+                continue;
+            };
+            let Some(v) = num(raw.bytes()) else {
+                continue;
+            };
+            if d.freq {
+                let Some(l) = &label else {
                     continue;
                 };
-                let e = element.as_str();
-                let (name, help, kind_, v) = match (kind, e) {
-                    (_, "fault" | "alarm") => {
-                        (name, format!("Hardware sensor {e} status ({kind})"), g, v)
-                    }
-                    (_, "beep") => (
-                        format!("{name}_enabled"),
-                        "Hardware monitor sensor has beeping enabled".into(),
-                        g,
-                        v,
-                    ),
-                    ("in" | "cpu", _) => (
-                        format!("{name}_volts"),
-                        format!("Hardware monitor for voltage ({e})"),
-                        g,
-                        v * 0.001,
-                    ),
-                    ("temp", e) if e != "type" => (
-                        format!("{name}_celsius"),
-                        format!(
-                            "Hardware monitor for temperature ({})",
-                            if e.is_empty() { "input" } else { e }
-                        ),
-                        g,
-                        v * 0.001,
-                    ),
-                    ("curr", _) => (
-                        format!("{name}_amps"),
-                        format!("Hardware monitor for current ({e})"),
-                        g,
-                        v * 0.001,
-                    ),
-                    ("energy", _) => (
-                        format!("{name}_joule_total"),
-                        format!("Hardware monitor for joules used so far ({e})"),
-                        MetricType::Counter,
-                        v / 1e6,
-                    ),
-                    ("power", "accuracy") => (
-                        name,
-                        "Hardware monitor power meter accuracy, as a ratio".into(),
-                        g,
-                        v / 1e6,
-                    ),
-                    (
-                        "power",
-                        "average_interval" | "average_interval_min" | "average_interval_max",
-                    ) => (
-                        format!("{name}_seconds"),
-                        format!("Hardware monitor power usage update interval ({e})"),
-                        g,
-                        v * 0.001,
-                    ),
-                    ("power", _) => (
-                        format!("{name}_watt"),
-                        format!("Hardware monitor for power usage in watts ({e})"),
-                        g,
-                        v / 1e6,
-                    ),
-                    ("humidity", _) => (
-                        name,
-                        format!("Hardware monitor for humidity, as a ratio (multiply with 100.0 to get the humidity as a percentage) ({e})"),
-                        g,
-                        v / 1e6,
-                    ),
-                    ("fan", "input" | "min" | "max" | "target") => (
-                        format!("{name}_rpm"),
-                        format!("Hardware monitor for fan revolutions per minute ({e})"),
-                        g,
-                        v,
-                    ),
-                    ("freq", "input") => {
-                        // GPU clocks are named by their label (sclk, mclk); none, no series.
-                        let Some(l) = &label else {
-                            continue;
-                        };
-                        let sensor = clean(l);
-                        push(
-                            fams,
-                            format!("{name}_freq_mhz"),
-                            "Hardware monitor for GPU frequency in MHz".into(),
-                            g,
-                            &[("chip", chip), ("sensor", &sensor)],
-                            v / 1e6,
-                        );
-                        continue;
-                    }
-                    _ => (name, format!("Hardware monitor {kind} element {e}"), g, v),
-                };
-                push(fams, name, help, kind_, &labels, v);
+                out.push(
+                    d,
+                    &self::labels(&[("chip", chip), ("sensor", &clean(l))]),
+                    v,
+                );
+            } else {
+                out.push(d, labels, v);
             }
         }
     }
@@ -510,21 +823,33 @@ impl Hwmon {
 
 impl Collector for Hwmon {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let mut fams: BTreeMap<String, Family> = BTreeMap::new();
-        for chip in self.reader.chips(None)? {
+        let cache = self.reader.chips(None)?;
+        let mut o = Out {
+            fams: (0..cache.families.len()).map(|_| None).collect(),
+            named: BTreeMap::new(),
+            families: &cache.families,
+            helps: &cache.helps,
+        };
+        let mut vals: Vec<Option<Raw>> = Vec::new();
+        for chip in &cache.chips {
             if let Some(n) = &chip.name {
-                push(
-                    &mut fams,
-                    "node_hwmon_chip_names".into(),
-                    "Annotation metric for human-readable chip names".into(),
-                    MetricType::Gauge,
-                    &[("chip", &chip.label), ("chip_name", n)],
+                o.push_named(
+                    "node_hwmon_chip_names",
+                    "Annotation metric for human-readable chip names",
+                    &labels(&[("chip", &chip.label), ("chip_name", n)]),
                     1.0,
                 );
             }
-            self.emit(&chip.label, &chip.data, &mut fams);
+            for s in &chip.sensors {
+                vals.clear();
+                vals.extend(s.props.iter().map(Prop::value));
+                self.emit(&chip.label, s, &vals, &mut o);
+            }
         }
-        out.extend(fams.into_values());
+        let mut fams: Vec<Family> = o.fams.into_iter().flatten().collect();
+        fams.extend(o.named.into_values());
+        fams.sort_by(|a, b| a.name.cmp(&b.name));
+        out.extend(fams);
         Ok(())
     }
 }
@@ -553,6 +878,16 @@ mod tests {
         assert_eq!(clean("Core 0"), "core_0");
         assert_eq!(clean("asus-nb-wmi\n"), "asus_nb_wmi");
         assert_eq!(valid_utf8(b"a\xff\xfeb\xffc"), "a\u{FFFD}b\u{FFFD}c");
+        for raw in [
+            "45000", "-1500", "0", "007", "-0", "1.5", "1e3", "-", "", "+5", " 5", "NaN",
+        ] {
+            let want = raw.parse::<f64>().ok();
+            assert_eq!(
+                num(raw.as_bytes()).map(f64::to_bits),
+                want.map(f64::to_bits),
+                "{raw}"
+            );
+        }
     }
 
     fn write(root: &Path, rel: &str, body: &str) {

@@ -2,6 +2,7 @@
 //! configured roots (`--path.procfs`, `--path.sysfs`, `--path.rootfs`) and producing
 //! [`Family`] samples. Data flows one way: sources → samples → encoder / alert rules.
 
+pub mod attr;
 pub mod options;
 pub mod pool;
 pub mod sample;
@@ -59,7 +60,7 @@ mod xfs;
 mod zfs;
 
 pub use options::Options;
-pub use sample::{Family, MetricType, Sample, Text};
+pub use sample::{labels, Family, Labels, MetricType, Sample, Text};
 
 /// A collector gathers one group of families per scrape.
 pub trait Collector: Send + Sync {

@@ -21,12 +21,14 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::Context;
 use clap::ArgAction;
 use regex::Regex;
 
-use super::{netlink, util, Collector, Family, MetricType, Options};
+use super::attr::{Attr, Dir, Listing};
+use super::{labels, netlink, util, Collector, Family, Labels, MetricType, Options};
 
 #[derive(Debug, Clone, clap::Args)]
 #[group(id = "netclass-flags")]
@@ -201,23 +203,78 @@ pub fn read_attrs(
     Ok(())
 }
 
-/// Reads one device directory: its regular files that node_exporter exports.
-fn read_iface(dir: &Path, name: &str) -> anyhow::Result<Iface> {
-    let mut i = Iface {
-        name: name.to_string(),
-        ..Iface::default()
-    };
-    let mut present: Vec<&str> = Vec::with_capacity(ATTRS.len());
+/// The attributes of one device that do not change while it exists
+/// (Documentation/ABI/testing/sysfs-class-net): read once. A rename gives the device a new
+/// name in class/net, and so a new set-up.
+const FIXED: [&str; 3] = ["dev_id", "ifindex", "name_assign_type"];
+
+/// One attribute of one device, as set up.
+enum NetAttr {
+    Fixed(String),
+    Read(Attr),
+}
+
+/// One device of class/net and its attributes (None: to be set up). A device's attributes
+/// are fixed when it registers: its directory is read when the device appears, and again
+/// after a read error.
+struct NetDev {
+    name: String,
+    dir: PathBuf,
+    attrs: Option<Vec<(&'static str, NetAttr)>>,
+}
+
+/// class/net as last set up.
+struct NetCache {
+    class: Dir,
+    seen: Option<Listing>,
+    devs: Vec<NetDev>,
+}
+
+/// Sets up one device directory: its regular files that node_exporter exports, held open, the
+/// fixed ones read. A file that cannot be opened or read for a reason procfs ignores is left
+/// out (until the directory changes); any other error fails this scrape.
+fn setup_iface(dir: &Path, name: &str) -> anyhow::Result<Vec<(&'static str, NetAttr)>> {
+    let mut attrs = Vec::with_capacity(ATTRS.len());
     for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let e = e.with_context(|| format!("reading {}", dir.display()))?;
         if !e.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
-        if let Some(a) = ATTRS.iter().find(|a| e.file_name() == **a) {
-            present.push(a);
+        let Some(a) = ATTRS.iter().find(|a| e.file_name() == **a) else {
+            continue;
+        };
+        let got = if FIXED.contains(a) {
+            sys_read(&e.path()).map(NetAttr::Fixed)
+        } else {
+            Attr::open(&e.path()).map(NetAttr::Read)
+        };
+        match got {
+            Ok(v) => attrs.push((*a, v)),
+            Err(e) if ignorable(&e) => {}
+            Err(e) => return Err(e).with_context(|| format!("failed to read {name}/{a}")),
         }
     }
-    read_attrs(&mut i, &present, |a| sys_read(&dir.join(a)))?;
+    Ok(attrs)
+}
+
+/// This scrape's values of a device's attributes.
+fn read_iface(name: &str, attrs: &[(&'static str, NetAttr)]) -> anyhow::Result<Iface> {
+    let d = name;
+    let mut i = Iface {
+        name: name.to_string(),
+        ..Iface::default()
+    };
+    let mut buf = [0u8; 128];
+    for (name, a) in attrs {
+        match a {
+            NetAttr::Fixed(v) => set_attr(&mut i, name, v),
+            NetAttr::Read(attr) => match attr.read(&mut buf) {
+                Ok(raw) => set_attr(&mut i, name, String::from_utf8_lossy(raw).trim()),
+                Err(e) if ignorable(&e.err) => {}
+                Err(e) => return Err(e.err).with_context(|| format!("failed to read {d}/{name}")),
+            },
+        }
+    }
     Ok(i)
 }
 
@@ -445,23 +502,28 @@ const PROPS: [(&str, &str, &str); 41] = [
 ];
 
 /// Families keyed by property name, created on first use.
-struct Props(Vec<Family>);
+/// The property families, by their place in [`PROPS`], created by their first sample.
+struct Props(Vec<Option<Family>>);
 
 impl Props {
-    fn push(&mut self, name: &str, kind: MetricType, dev: &str, v: Option<f64>) {
+    fn new() -> Props {
+        Props((0..PROPS.len()).map(|_| None).collect())
+    }
+
+    /// A device's property; `dev` is the device's label set (one for all its series).
+    fn push(&mut self, name: &str, kind: MetricType, dev: &Labels, v: Option<f64>) {
         let Some(v) = v else { return };
-        let Some(&(_, full, help)) = PROPS.iter().find(|p| p.0 == name) else {
+        let Some(at) = PROPS.iter().position(|p| p.0 == name) else {
             return;
         };
-        let f = match self.0.iter().position(|f| f.name == full) {
-            Some(at) => &mut self.0[at],
-            None => {
-                self.0.push(Family::new(full, help, kind));
-                let last = self.0.len() - 1;
-                &mut self.0[last]
-            }
-        };
-        f.push(&[("device", dev)], v);
+        let (_, full, help) = PROPS[at];
+        self.0[at]
+            .get_or_insert_with(|| Family::new(full, help, kind))
+            .push_labels(dev, v);
+    }
+
+    fn families(self) -> impl Iterator<Item = Family> {
+        self.0.into_iter().flatten()
     }
 }
 
@@ -490,16 +552,14 @@ fn render_sysfs(ifaces: &[Iface], ignore_invalid_speed: bool, out: &mut Vec<Fami
         "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
         Gauge,
     );
-    let mut p = Props(Vec::new());
+    let mut p = Props::new();
     for i in ifaces {
-        let d = i.name.as_str();
-        up.push(
-            &[("device", d)],
-            if i.operstate == "up" { 1.0 } else { 0.0 },
-        );
+        let name = i.name.as_str();
+        let d = &labels(&[("device", name)]);
+        up.push_labels(d, if i.operstate == "up" { 1.0 } else { 0.0 });
         info.push(
             &[
-                ("device", d),
+                ("device", name),
                 ("address", &i.address),
                 ("broadcast", &i.broadcast),
                 ("duplex", &i.duplex),
@@ -544,7 +604,7 @@ fn render_sysfs(ifaces: &[Iface], ignore_invalid_speed: bool, out: &mut Vec<Fami
         p.push("protocol_type", Gauge, d, opt(i.kind));
     }
     out.extend([up, info]);
-    out.extend(p.0);
+    out.extend(p.families());
 }
 
 const OPERSTATES: [&str; 7] = [
@@ -604,11 +664,16 @@ fn render_netlink(
     out: &mut Vec<Family>,
 ) {
     use MetricType::{Counter, Gauge};
-    let mut p = Props(Vec::new());
+    let mut p = Props::new();
     for lm in modes.unwrap_or_default() {
         // Go's int(uint32) on 64 bits: never negative, so always exported.
         let bytes = i64::from(lm.speed) * 1_000_000 / 8;
-        p.push("speed_bytes", Gauge, &lm.name, Some(bytes as f64));
+        p.push(
+            "speed_bytes",
+            Gauge,
+            &labels(&[("device", &lm.name)]),
+            Some(bytes as f64),
+        );
     }
     let mut up = Family::new(
         "node_network_up",
@@ -626,17 +691,18 @@ fn render_netlink(
         Gauge,
     );
     for (l, s) in links {
-        let d = l.name.as_deref().unwrap_or("");
+        let name = l.name.as_deref().unwrap_or("");
+        let d = &labels(&[("device", name)]);
         let operstate = l.operstate.unwrap_or(0);
-        up.push(&[("device", d)], if operstate == 6 { 1.0 } else { 0.0 });
+        up.push_labels(d, if operstate == 6 { 1.0 } else { 0.0 });
         let duplex = modes
-            .and_then(|m| m.iter().find(|m| m.name == d))
+            .and_then(|m| m.iter().find(|m| m.name == name))
             .map(|m| duplex_name(m.duplex))
             .unwrap_or_default();
         let hw = |a: &Option<netlink::HwAddr>| a.map(|a| a.to_go_string()).unwrap_or_default();
         info.push(
             &[
-                ("device", d),
+                ("device", name),
                 ("address", &hw(&l.address)),
                 ("broadcast", &hw(&l.broadcast)),
                 ("duplex", &duplex),
@@ -649,7 +715,7 @@ fn render_netlink(
             1.0,
         );
         for a in l.alt_names.iter().filter(|a| !a.is_empty()) {
-            alt.push(&[("altname", a), ("device", d)], 1.0);
+            alt.push(&[("altname", a), ("device", name)], 1.0);
         }
         let u = |v: Option<u32>| v.map(f64::from);
         p.push("address_assign_type", Gauge, d, opt(s.addr_assign_type));
@@ -678,7 +744,7 @@ fn render_netlink(
         }
     }
     out.extend([up, info, alt]);
-    out.extend(p.0);
+    out.extend(p.families());
 }
 
 struct Netclass {
@@ -687,20 +753,54 @@ struct Netclass {
     ignore_invalid_speed: bool,
     netlink: bool,
     with_stats: bool,
+    cache: Mutex<NetCache>,
 }
 
 impl Netclass {
+    /// The devices as they are now: class/net is listed on every scrape (a device that
+    /// appears, goes or is renamed changes it) and the devices are set up again when it
+    /// changes.
+    fn refresh<'c>(&self, cache: &'c mut NetCache) -> anyhow::Result<&'c mut [NetDev]> {
+        let listing = cache.class.listing()?;
+        if cache.seen != Some(listing) {
+            // Drop what is held before opening anew, so the budget counts each file once.
+            cache.devs.clear();
+            for name in devices(&self.sysfs_net)? {
+                if self.ignored.is_match(&name) {
+                    continue;
+                }
+                cache.devs.push(NetDev {
+                    dir: self.sysfs_net.join(&name),
+                    name,
+                    attrs: None,
+                });
+            }
+            cache.seen = Some(listing);
+        }
+        Ok(&mut cache.devs)
+    }
+
     fn collect_sysfs(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         // No class/net (or a device gone between the listing and its reading): no data.
-        let mut ifaces = Vec::new();
-        for name in devices(&self.sysfs_net).context("could not get net class info")? {
-            if self.ignored.is_match(&name) {
-                continue;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let devs = self
+            .refresh(&mut cache)
+            .context("could not get net class info")?;
+        let mut ifaces = Vec::with_capacity(devs.len());
+        for d in devs.iter_mut() {
+            if d.attrs.is_none() {
+                d.attrs =
+                    Some(setup_iface(&d.dir, &d.name).context("could not get net class info")?);
             }
-            ifaces.push(
-                read_iface(&self.sysfs_net.join(&name), &name)
-                    .context("could not get net class info")?,
-            );
+            let attrs = d.attrs.as_deref().unwrap_or_default();
+            match read_iface(&d.name, attrs) {
+                Ok(i) => ifaces.push(i),
+                Err(e) => {
+                    // Gone, or changed: read the directory again next time.
+                    d.attrs = None;
+                    return Err(e).context("could not get net class info");
+                }
+            }
         }
         render_sysfs(&ifaces, self.ignore_invalid_speed, out);
         Ok(())
@@ -758,6 +858,11 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
         ignore_invalid_speed: f.ignore_invalid_speed && !f.no_ignore_invalid_speed,
         netlink: f.netlink && !f.no_netlink,
         with_stats: f.with_stats && !f.no_with_stats,
+        cache: Mutex::new(NetCache {
+            class: Dir::new(opts.sysfs.join("class/net")),
+            seen: None,
+            devs: Vec::new(),
+        }),
     }))
 }
 

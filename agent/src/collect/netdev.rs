@@ -370,12 +370,17 @@ struct Netdev {
 
 impl Netdev {
     /// Families from per-device stats (legacy names unless detailed).
-    fn families(&self, devs: Vec<(String, Stats)>) -> Vec<Family> {
+    fn families(&self, mut devs: Vec<(String, Stats)>) -> Vec<Family> {
+        // In the order /metrics lists them, so that the encoder finds them sorted (stable: of
+        // two entries for one device the first still wins).
+        devs.sort_by(|a, b| a.0.cmp(&b.0));
         let mut fams: BTreeMap<&'static str, Family> = BTreeMap::new();
         for (dev, mut stats) in devs {
             if !self.detailed {
                 legacy(&mut stats);
             }
+            // One label set for the device's many series.
+            let set = super::labels(&[("device", &dev)]);
             for (key, v) in stats {
                 fams.entry(key)
                     .or_insert_with(|| {
@@ -385,7 +390,7 @@ impl Netdev {
                             MetricType::Counter,
                         )
                     })
-                    .push(&[("device", &dev)], v as f64);
+                    .push_labels(&set, v as f64);
             }
         }
         fams.into_values().collect()
@@ -467,7 +472,7 @@ mod tests {
             .find(|f| f.name == name)?
             .samples
             .iter()
-            .find(|s| s.labels == [(crate::collect::Text::from("device"), dev.to_string())])
+            .find(|s| s.labels[..] == [(crate::collect::Text::from("device"), dev.to_string())])
             .map(|s| s.value)
     }
 

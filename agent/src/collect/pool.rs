@@ -8,13 +8,38 @@
 //! while the task stays stuck later runs skip it at once. A task never runs twice at once: a
 //! run that finds it running (for a concurrent scrape) shares that run's result. A hung read
 //! therefore costs one blocked thread, never one per scrape.
+//!
+//! "Hangs" is judged against the task's own record: a task counts as stuck once it has run
+//! [`SLOW_FACTOR`] times longer than its recent runs (and at least [`SLOW`]). On a big host
+//! the cpufreq collector takes tens of milliseconds on every scrape; it is slow, not stuck,
+//! and must not cost a thread started and ended per scrape.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A queued task run: how long it usually takes, and how long it may hold its worker before
+/// it counts as stuck.
+struct Job {
+    run: Box<dyn FnOnce() + Send>,
+    expected: Duration,
+    slow_after: Duration,
+}
+
+/// Expected work per woken worker: a run whose tasks together take less than this is done by
+/// one worker (the others sleep on: each wake-up is two context switches), a bigger one is
+/// spread over more. Queued jobs still wake idle workers when a scrape has waited `POKE`.
+const SHARE: Duration = Duration::from_millis(1);
+
+/// How many idle workers to wake for `n` jobs expected to take `expected` together.
+fn workers_for(n: usize, expected: Duration, idle: usize) -> usize {
+    let shares = expected.as_nanos().div_ceil(SHARE.as_nanos()).max(1);
+    usize::try_from(shares)
+        .unwrap_or(usize::MAX)
+        .min(n)
+        .min(idle)
+}
 
 /// Milliseconds since the process-wide epoch, plus one so that 0 can mean "not running".
 fn now_mark() -> u64 {
@@ -28,9 +53,25 @@ fn overdue(mark: u64, limit: Duration) -> bool {
     mark != 0 && now_mark().saturating_sub(mark) > limit
 }
 
-/// A worker busy for longer than this no longer counts as available: when jobs wait, another
-/// worker is started. Collectors take well under a millisecond; a stuck read takes forever.
+/// The least time a job may hold its worker before it no longer counts as available (when
+/// jobs wait, another worker is then started). Most collectors take well under a
+/// millisecond; a stuck read takes forever.
 const SLOW: Duration = Duration::from_millis(20);
+
+/// A job counts as stuck past this many times its task's recent duration (if that is longer
+/// than [`SLOW`]).
+const SLOW_FACTOR: u32 = 4;
+
+/// How long a task with the given recent duration may run before it counts as stuck.
+fn slow_after(recent: Duration) -> Duration {
+    (recent * SLOW_FACTOR).max(SLOW)
+}
+
+/// A task's recent duration after a run that took `took`: the longest recent run, decaying by
+/// an eighth per run, so one slow scrape raises it at once and it falls back over a few runs.
+fn fold_recent(recent: Duration, took: Duration) -> Duration {
+    took.max(recent - recent / 8)
+}
 
 /// Hard cap on worker threads, stuck ones included (each collector can hold at most one).
 const MAX_WORKERS: usize = 64;
@@ -41,8 +82,32 @@ const POKE: Duration = Duration::from_millis(20);
 struct PoolState {
     jobs: VecDeque<Job>,
     idle: usize,
-    /// One entry per worker thread alive: when its current job started (0 when idle).
-    workers: Vec<Arc<AtomicU64>>,
+    /// One entry per worker thread alive.
+    workers: Vec<Arc<Busy>>,
+}
+
+/// What a worker is doing: when its current job started (0 when idle), and after how many
+/// milliseconds that job counts as stuck.
+#[derive(Default)]
+struct Busy {
+    since: AtomicU64,
+    limit_ms: AtomicU64,
+}
+
+impl Busy {
+    /// Busy with a job for longer than that job may take: no longer available.
+    fn stuck(&self) -> bool {
+        let limit = Duration::from_millis(self.limit_ms.load(Ordering::Relaxed));
+        overdue(self.since.load(Ordering::Relaxed), limit)
+    }
+}
+
+/// Worker threads started since the process began (the benchmark and tests read it).
+static STARTED: AtomicU64 = AtomicU64::new(0);
+
+/// How many worker threads the pool has started so far.
+pub fn threads_started() -> u64 {
+    STARTED.load(Ordering::Relaxed)
 }
 
 /// The process-wide worker pool: `live` available workers, plus any slow or stuck ones.
@@ -77,9 +142,10 @@ impl Pool {
     /// Queues jobs and makes sure workers will run them.
     fn submit(&'static self, jobs: Vec<Job>) {
         let n = jobs.len();
+        let expected = jobs.iter().map(|j| j.expected).sum();
         let mut st = lock(&self.state);
         st.jobs.extend(jobs);
-        let wake = n.min(st.idle);
+        let wake = workers_for(n, expected, st.idle);
         self.top_up(&mut st);
         drop(st);
         for _ in 0..wake {
@@ -87,20 +153,21 @@ impl Pool {
         }
     }
 
-    /// Called by scrapes still waiting after `POKE`: if their jobs sit in the queue while
-    /// every worker is slow or stuck, start more.
+    /// Called by scrapes still waiting after `POKE`: jobs still queued wake the idle workers
+    /// (fewer than all may have been woken), and if every worker is stuck, more are started.
     fn poke(&'static self) {
         let mut st = lock(&self.state);
+        let wake = st.jobs.len().min(st.idle);
         self.top_up(&mut st);
+        drop(st);
+        for _ in 0..wake {
+            self.wake.notify_one();
+        }
     }
 
     /// Starts workers while jobs wait and fewer than `live` workers are available.
     fn top_up(&'static self, st: &mut PoolState) {
-        let available = st
-            .workers
-            .iter()
-            .filter(|w| !overdue(w.load(Ordering::Relaxed), SLOW))
-            .count();
+        let available = st.workers.iter().filter(|w| !w.stuck()).count();
         let spawn = st
             .jobs
             .len()
@@ -108,14 +175,17 @@ impl Pool {
             .min(self.live.saturating_sub(available))
             .min(MAX_WORKERS.saturating_sub(st.workers.len()));
         for _ in 0..spawn {
-            let busy = Arc::new(AtomicU64::new(0));
+            let busy = Arc::new(Busy::default());
             let mine = busy.clone();
             let started = std::thread::Builder::new()
                 .name("collect".into())
                 .stack_size(256 * 1024)
                 .spawn(move || self.work(&mine));
             match started {
-                Ok(_) => st.workers.push(busy),
+                Ok(_) => {
+                    STARTED.fetch_add(1, Ordering::Relaxed);
+                    st.workers.push(busy);
+                }
                 Err(e) => crate::base::log::log(
                     crate::base::log::Level::Error,
                     &format!("starting a collector thread: {e}"),
@@ -125,22 +195,24 @@ impl Pool {
         }
     }
 
-    fn work(&self, busy: &AtomicU64) {
+    fn work(&self, busy: &Busy) {
         let mut st = lock(&self.state);
         loop {
             if let Some(job) = st.jobs.pop_front() {
-                busy.store(now_mark(), Ordering::Relaxed);
+                let limit = u64::try_from(job.slow_after.as_millis()).unwrap_or(u64::MAX);
+                busy.limit_ms.store(limit, Ordering::Relaxed);
+                busy.since.store(now_mark(), Ordering::Relaxed);
                 drop(st);
-                job();
-                busy.store(0, Ordering::Relaxed);
+                (job.run)();
+                busy.since.store(0, Ordering::Relaxed);
                 st = lock(&self.state);
-                // Extra workers started while this one was slow or stuck: leave once enough
-                // others are available.
+                // Extra workers started while this one was stuck: leave once enough others
+                // are available.
                 let available_others = st
                     .workers
                     .iter()
                     .filter(|w| !std::ptr::eq(&***w, busy))
-                    .filter(|w| !overdue(w.load(Ordering::Relaxed), SLOW))
+                    .filter(|w| !w.stuck())
                     .count();
                 if available_others >= self.live && st.jobs.is_empty() {
                     st.workers.retain(|w| !std::ptr::eq(&**w, busy));
@@ -172,6 +244,8 @@ pub enum Done<T> {
 struct Slot<T> {
     name: &'static str,
     task: Task<T>,
+    /// Recent duration in microseconds (see `fold_recent`).
+    recent_us: AtomicU64,
     /// The run queued or in progress, if any: runs that arrive meanwhile wait for it.
     flight: Mutex<Option<Flight<T>>>,
 }
@@ -262,6 +336,9 @@ fn run<T: Clone>(slot: &Slot<T>) {
         }
     };
     let took = t.elapsed();
+    let recent = Duration::from_micros(slot.recent_us.load(Ordering::Relaxed));
+    let recent = u64::try_from(fold_recent(recent, took).as_micros()).unwrap_or(u64::MAX);
+    slot.recent_us.store(recent, Ordering::Relaxed);
     let waiters = lock(&slot.flight)
         .take()
         .map(|f| f.waiters)
@@ -302,6 +379,7 @@ impl<T: Clone + Send + 'static> Runner<T> {
                     Arc::new(Slot {
                         name,
                         task,
+                        recent_us: AtomicU64::new(0),
                         flight: Mutex::new(None),
                     })
                 })
@@ -406,8 +484,13 @@ impl<T: Clone + Send + 'static> Runner<T> {
                         deadline,
                         waiters: vec![(pending.clone(), i)],
                     });
+                    let recent = Duration::from_micros(slot.recent_us.load(Ordering::Relaxed));
                     let slot = Arc::clone(slot);
-                    jobs.push(Box::new(move || run(&slot)));
+                    jobs.push(Job {
+                        run: Box::new(move || run(&slot)),
+                        expected: recent,
+                        slow_after: slow_after(recent),
+                    });
                 }
             }
         }
@@ -541,11 +624,44 @@ mod tests {
         while lock(&Pool::get().state)
             .workers
             .iter()
-            .any(|w| w.load(Ordering::Relaxed) != 0)
+            .any(|w| w.since.load(Ordering::Relaxed) != 0)
         {
             assert!(Instant::now() < deadline, "a worker never came back");
             std::thread::yield_now();
         }
+    }
+
+    #[test]
+    fn small_runs_wake_one_worker() {
+        let us = Duration::from_micros;
+        assert_eq!(workers_for(11, us(300), 2), 1);
+        assert_eq!(workers_for(11, Duration::ZERO, 2), 1);
+        assert_eq!(workers_for(11, us(1500), 8), 2);
+        assert_eq!(workers_for(3, us(30_000), 8), 3);
+        assert_eq!(workers_for(11, us(30_000), 2), 2);
+        assert_eq!(workers_for(11, us(300), 0), 0);
+    }
+
+    #[test]
+    fn a_task_is_stuck_only_well_past_its_own_record() {
+        let ms = Duration::from_millis;
+        // Fast tasks keep the floor; a task that takes 30 ms on every run may take 120.
+        assert_eq!(slow_after(Duration::ZERO), SLOW);
+        assert_eq!(slow_after(ms(1)), SLOW);
+        assert_eq!(slow_after(ms(30)), ms(120));
+        // One long run raises the record at once; shorter ones bring it down over a few runs.
+        let mut r = fold_recent(Duration::ZERO, ms(30));
+        assert_eq!(r, ms(30));
+        r = fold_recent(r, ms(80));
+        assert_eq!(r, ms(80));
+        for _ in 0..3 {
+            r = fold_recent(r, ms(30));
+        }
+        assert!(r < ms(80) && r > ms(30), "{r:?}");
+        for _ in 0..20 {
+            r = fold_recent(r, ms(30));
+        }
+        assert_eq!(r, ms(30));
     }
 
     #[test]

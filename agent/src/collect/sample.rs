@@ -4,6 +4,7 @@
 //! so a scrape allocates for label values only (a scrape builds about a thousand series).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// A string that is usually a literal.
 pub type Text = Cow<'static, str>;
@@ -16,11 +17,29 @@ pub enum MetricType {
     Untyped,
 }
 
-/// One series: label pairs (in the order the collector gives them) and a value.
+/// A series' label pairs, in the order the collector gives them. Shared: a collector that
+/// keeps a device's label set hands the same one to every scrape (a reference count, not a
+/// copy of its strings); [`Family::push`] makes a new one.
+pub type Labels = Arc<[(Text, String)]>;
+
+/// One series: its labels and a value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    pub labels: Vec<(Text, String)>,
+    pub labels: Labels,
     pub value: f64,
+}
+
+/// A label set from (name, value) pairs, to keep and pass to [`Family::push_labels`].
+pub fn labels(pairs: &[(&'static str, &str)]) -> Labels {
+    if pairs.is_empty() {
+        // Many series have no labels: they share one empty set instead of allocating each.
+        static EMPTY: std::sync::OnceLock<Labels> = std::sync::OnceLock::new();
+        return EMPTY.get_or_init(|| Arc::new([])).clone();
+    }
+    pairs
+        .iter()
+        .map(|(k, v)| (Cow::Borrowed(*k), (*v).to_string()))
+        .collect()
 }
 
 /// A metric family: name, help text, type and its series.
@@ -45,10 +64,15 @@ impl Family {
     /// Adds a series; labels are given as (name, value) pairs.
     pub fn push(&mut self, labels: &[(&'static str, &str)], value: f64) {
         self.samples.push(Sample {
-            labels: labels
-                .iter()
-                .map(|(k, v)| (Cow::Borrowed(*k), (*v).to_string()))
-                .collect(),
+            labels: self::labels(labels),
+            value,
+        });
+    }
+
+    /// Adds a series with a label set made (and kept) by the caller.
+    pub fn push_labels(&mut self, labels: &Labels, value: f64) {
+        self.samples.push(Sample {
+            labels: labels.clone(),
             value,
         });
     }

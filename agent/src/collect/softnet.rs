@@ -4,14 +4,21 @@
 //! CPU is the line number and the backlog 0. An unparsable column fails the collector.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::Context;
 
-use super::{util, Collector, Family, MetricType, Options};
+use super::{labels, util, Collector, Family, Labels, MetricType, Options};
 
 struct Softnet {
     path: PathBuf,
+    /// The CPUs of the last read (file order), and the order /metrics lists their rows in
+    /// (CPU labels as text) with their label sets: kept while the CPUs stay the same.
+    order: Mutex<RowOrder>,
 }
+
+/// CPU ids in the file's order, and (row, label set) in the order /metrics lists them.
+type RowOrder = (Vec<u32>, Vec<(usize, Labels)>);
 
 /// (metric, help, type), in the order of [`Row::values`].
 const FAMILIES: &[(&str, &str, MetricType)] = &[
@@ -82,8 +89,10 @@ fn hex(cols: &[&str], i: usize) -> anyhow::Result<u32> {
 
 fn parse(text: &str) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
+    let mut cols: Vec<&str> = Vec::new();
     for (line_no, line) in text.lines().enumerate() {
-        let cols: Vec<&str> = line.split_whitespace().collect();
+        cols.clear();
+        cols.extend(line.split_whitespace());
         let w = cols.len();
         anyhow::ensure!(
             w >= 9,
@@ -123,10 +132,25 @@ impl Collector for Softnet {
             .iter()
             .map(|(n, h, k)| Family::new(*n, *h, *k))
             .collect();
-        for r in rows {
-            let cpu = r.cpu.to_string();
-            for (f, v) in fams.iter_mut().zip(r.values) {
-                f.push(&[("cpu", &cpu)], f64::from(v));
+        // In the order /metrics lists them (CPU labels as text), so that the encoder finds
+        // them sorted; a stable sort, so that of two rows for one CPU the first still wins.
+        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        if order.0.len() != rows.len() || order.0.iter().zip(&rows).any(|(a, r)| *a != r.cpu) {
+            let mut text: Vec<(String, usize)> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.cpu.to_string(), i))
+                .collect();
+            text.sort_by(|a, b| a.0.cmp(&b.0));
+            order.0 = rows.iter().map(|r| r.cpu).collect();
+            order.1 = text
+                .into_iter()
+                .map(|(cpu, i)| (i, labels(&[("cpu", &cpu)])))
+                .collect();
+        }
+        for (i, set) in &order.1 {
+            for (f, v) in fams.iter_mut().zip(rows[*i].values) {
+                f.push_labels(set, f64::from(v));
             }
         }
         out.extend(fams);
@@ -137,6 +161,7 @@ impl Collector for Softnet {
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Softnet {
         path: opts.procfs.join("net/softnet_stat"),
+        order: Mutex::default(),
     }))
 }
 
@@ -188,6 +213,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let c = Softnet {
             path: d.path().join("softnet_stat"),
+            order: Mutex::default(),
         };
         assert!(c.collect(&mut Vec::new()).is_err());
         // A counter that went backwards (u32 wrap in the kernel) is reported as read.

@@ -1,15 +1,87 @@
 //! thermal_zone collector: zone temperatures and cooling-device states from
 //! /sys/class/thermal, with procfs' rules: a disabled zone, or one whose type or temp cannot
 //! be read, is skipped; a value that is not a number fails the scrape.
+//!
+//! What is read when (Documentation/driver-api/thermal/sysfs-api.rst): a zone's and a cooling
+//! device's `type` are given by the driver at registration and read once; `mode` (writable),
+//! `temp`, `cur_state` and `max_state` (updated when the device's limits change) are held
+//! open and read on every scrape. class/thermal is listed on every scrape; when it changes the
+//! zones and devices are set up again.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::Context;
 
-use super::{util, Collector, Family, MetricType, Options};
+use super::attr::{Attr, Dir, Listing};
+use super::{Collector, Family, MetricType, Options};
 
 struct Thermal {
     dir: PathBuf,
+    cache: Mutex<Cache>,
+}
+
+struct Cache {
+    /// class/thermal, listed on every scrape.
+    class: Dir,
+    /// Its listing (None: there is none) when the zones and devices were set up.
+    seen: Option<Option<Listing>>,
+    zones: Vec<Zone>,
+    devices: Vec<Device>,
+}
+
+impl Cache {
+    fn new(dir: &Path) -> Cache {
+        Cache {
+            class: Dir::new(dir.to_path_buf()),
+            seen: None,
+            zones: Vec::new(),
+            devices: Vec::new(),
+        }
+    }
+}
+
+/// A type read once when it reads; else tried again on every scrape.
+enum Kind {
+    Known(String),
+    Read(Attr),
+    Missing,
+}
+
+impl Kind {
+    fn open(path: &Path) -> Kind {
+        match Attr::open(path) {
+            Err(_) => Kind::Missing,
+            Ok(a) => match a.text(&mut [0u8; 4096]) {
+                Ok(t) => Kind::Known(t),
+                Err(_) => Kind::Read(a),
+            },
+        }
+    }
+
+    fn get(&self, buf: &mut [u8; 4096]) -> Option<String> {
+        match self {
+            Kind::Known(t) => Some(t.clone()),
+            Kind::Read(a) => a.text(buf).ok(),
+            Kind::Missing => None,
+        }
+    }
+}
+
+struct Zone {
+    zone: String,
+    dir: PathBuf,
+    kind: Kind,
+    mode: Option<Attr>,
+    temp: Option<Attr>,
+}
+
+struct Device {
+    dev: String,
+    dir: PathBuf,
+    kind: Kind,
+    max: Option<Attr>,
+    cur: Option<Attr>,
 }
 
 /// `prefix<digits...>` entries of the thermal class directory, sorted like Go's Glob.
@@ -33,14 +105,54 @@ fn entries(dir: &Path, prefix: &str) -> anyhow::Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
-fn parse_int(path: &Path, raw: &str) -> anyhow::Result<f64> {
+fn parse_int(path: impl FnOnce() -> PathBuf, raw: &str) -> anyhow::Result<f64> {
     raw.parse::<i64>()
         .map(|v| v as f64)
-        .with_context(|| format!("parsing {} ({raw:?})", path.display()))
+        .with_context(|| format!("parsing {} ({raw:?})", path().display()))
+}
+
+impl Thermal {
+    /// Sets the zones and devices up again when class/thermal changed.
+    fn refresh(&self, cache: &mut Cache) -> anyhow::Result<()> {
+        let listing = match cache.class.listing() {
+            Ok(l) => Some(l),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", self.dir.display())),
+        };
+        if cache.seen == Some(listing) {
+            return Ok(());
+        }
+        // Drop what is held before opening anew, so the budget counts each file once.
+        cache.zones.clear();
+        cache.devices.clear();
+        let open = |dir: &Path, f: &str| Attr::open(&dir.join(f)).ok();
+        for (zone, dir) in entries(&self.dir, "thermal_zone")? {
+            cache.zones.push(Zone {
+                kind: Kind::open(&dir.join("type")),
+                mode: open(&dir, "mode"),
+                temp: open(&dir, "temp"),
+                zone,
+                dir,
+            });
+        }
+        for (dev, dir) in entries(&self.dir, "cooling_device")? {
+            cache.devices.push(Device {
+                kind: Kind::open(&dir.join("type")),
+                max: open(&dir, "max_state"),
+                cur: open(&dir, "cur_state"),
+                dev,
+                dir,
+            });
+        }
+        cache.seen = Some(listing);
+        Ok(())
+    }
 }
 
 impl Collector for Thermal {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        self.refresh(&mut cache)?;
         let mut temp = Family::new(
             "node_thermal_zone_temp",
             "Zone temperature in Celsius",
@@ -56,35 +168,34 @@ impl Collector for Thermal {
             "Maximum throttle state of the cooling device",
             MetricType::Gauge,
         );
-        for (zone, dir) in entries(&self.dir, "thermal_zone")? {
-            if util::read_attr(&dir.join("mode")).is_ok_and(|m| m == "disabled") {
+        let mut buf = [0u8; 4096];
+        let text = |a: &Option<Attr>, buf: &mut [u8; 4096]| a.as_ref()?.text(buf).ok();
+        for z in &cache.zones {
+            if text(&z.mode, &mut buf).is_some_and(|m| m == "disabled") {
                 continue;
             }
             // A sensor that cannot be read (EIO, EAGAIN, ENODATA) skips its zone only.
             // procfs also insists on a readable `policy`; every kernel has one, so it is not
             // read here (one syscall less per zone).
-            let (Ok(kind), Ok(raw)) = (
-                util::read_attr(&dir.join("type")),
-                util::read_attr(&dir.join("temp")),
-            ) else {
+            let (Some(kind), Some(raw)) = (z.kind.get(&mut buf), text(&z.temp, &mut buf)) else {
                 continue;
             };
-            let t = parse_int(&dir.join("temp"), &raw)?;
-            temp.push(&[("zone", &zone), ("type", &kind)], t / 1000.0);
+            let t = parse_int(|| z.dir.join("temp"), &raw)?;
+            temp.push(&[("zone", &z.zone), ("type", &kind)], t / 1000.0);
         }
-        for (dev, dir) in entries(&self.dir, "cooling_device")? {
-            let (Ok(kind), Ok(max_raw), Ok(cur_raw)) = (
-                util::read_attr(&dir.join("type")),
-                util::read_attr(&dir.join("max_state")),
-                util::read_attr(&dir.join("cur_state")),
+        for d in &cache.devices {
+            let (Some(kind), Some(max_raw), Some(cur_raw)) = (
+                d.kind.get(&mut buf),
+                text(&d.max, &mut buf),
+                text(&d.cur, &mut buf),
             ) else {
                 continue;
             };
             // cur_state may be -1 (intel_powerclamp), so these are signed.
-            let m = parse_int(&dir.join("max_state"), &max_raw)?;
-            let c = parse_int(&dir.join("cur_state"), &cur_raw)?;
-            cur.push(&[("name", &dev), ("type", &kind)], c);
-            max.push(&[("name", &dev), ("type", &kind)], m);
+            let m = parse_int(|| d.dir.join("max_state"), &max_raw)?;
+            let c = parse_int(|| d.dir.join("cur_state"), &cur_raw)?;
+            cur.push(&[("name", &d.dev), ("type", &kind)], c);
+            max.push(&[("name", &d.dev), ("type", &kind)], m);
         }
         out.extend([temp, cur, max]);
         Ok(())
@@ -94,6 +205,7 @@ impl Collector for Thermal {
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Thermal {
         dir: opts.sysfs.join("class/thermal"),
+        cache: Mutex::new(Cache::new(&opts.sysfs.join("class/thermal"))),
     }))
 }
 
@@ -111,6 +223,7 @@ mod tests {
         let mut out = Vec::new();
         Thermal {
             dir: dir.to_path_buf(),
+            cache: Mutex::new(Cache::new(dir)),
         }
         .collect(&mut out)?;
         Ok(out

@@ -1,4 +1,5 @@
-//! Drops the daemon's start-up code from its resident set once start-up is over.
+//! Keeps the daemon's resident set small: drops its start-up code once start-up is over, and
+//! gives the allocator's free memory back to the kernel after a burst of requests.
 //!
 //! Argument parsing, config and profile loading, TLS set-up and the collectors' one-off
 //! discovery run once, yet their code pages stay mapped, and counted in RSS, for the life of
@@ -50,10 +51,14 @@ fn droppable(smaps: &str) -> Vec<(usize, usize)> {
     out
 }
 
-fn rss_file_kb() -> Option<u64> {
+fn status_kb(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("RssFile:"))?;
+    let line = status.lines().find(|l| l.split(':').next() == Some(key))?;
     line.split_ascii_whitespace().nth(1)?.parse().ok()
+}
+
+fn rss_file_kb() -> Option<u64> {
+    status_kb("RssFile")
 }
 
 /// Releases start-up code pages; returns the kB of file-backed RSS released. Call once, when
@@ -70,6 +75,70 @@ pub fn release_startup_code() -> io::Result<u64> {
         }
     }
     Ok(before.saturating_sub(rss_file_kb().unwrap_or(before)))
+}
+
+/// Gives memory back after bursts. A burst (thousands of connections, pipelined scrapes)
+/// leaves megabytes of freed buffers in the allocator's heap: glibc returns only the free top
+/// of its heap to the kernel on its own, and the daemon, idle again at a few MB, would keep the
+/// burst's size for good. Checked every few seconds (one read of /proc/self/status): when the
+/// process's own memory (RssAnon) has grown well past its idle size, `malloc_trim` returns
+/// every free page of the heap, wherever it lies.
+pub struct Trimmer {
+    /// RssAnon when the daemon was last idle and trimmed (kB).
+    idle_kb: Option<u64>,
+}
+
+/// Growth over the idle size that is worth a trim (kB).
+const TRIM_SLACK_KB: u64 = 2048;
+
+impl Trimmer {
+    pub fn new() -> Trimmer {
+        Trimmer { idle_kb: None }
+    }
+
+    /// Call periodically. The first call records the idle size (call it once start-up is
+    /// over; a smaller size seen later replaces it); later calls trim when the process's own
+    /// memory exceeds twice that, or that plus [`TRIM_SLACK_KB`], whichever is more. Returns
+    /// the kB released, if it trimmed.
+    pub fn tick(&mut self) -> Option<u64> {
+        let anon = status_kb("RssAnon")?;
+        let idle = match self.idle_kb {
+            Some(idle) if idle <= anon => idle,
+            // The first call, or smaller than ever: the idle size.
+            _ => {
+                self.idle_kb = Some(anon);
+                return None;
+            }
+        };
+        if !worth_trimming(idle, anon) {
+            return None;
+        }
+        // Still large after a trim, the memory is in use (a burst still under way): the next
+        // tick tries again. A trim that finds little to free costs a walk of the free lists.
+        trim();
+        let after = status_kb("RssAnon").unwrap_or(anon);
+        Some(anon.saturating_sub(after))
+    }
+}
+
+/// Whether `now_kb` of the process's own memory is far enough past `idle_kb` to trim.
+fn worth_trimming(idle_kb: u64, now_kb: u64) -> bool {
+    now_kb > idle_kb.saturating_mul(2).max(idle_kb + TRIM_SLACK_KB)
+}
+
+impl Default for Trimmer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Returns the allocator's free memory to the kernel.
+fn trim() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory of the allocator; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 #[cfg(test)]
@@ -102,6 +171,34 @@ Anonymous:             0 kB
                 (0x7f0000000000, 0x7f0000010000)
             ]
         );
+    }
+
+    #[test]
+    fn trims_only_well_past_the_idle_size() {
+        assert!(!worth_trimming(5000, 6000));
+        assert!(!worth_trimming(5000, 10_000));
+        assert!(worth_trimming(5000, 10_001));
+        // A small daemon: at least TRIM_SLACK_KB of growth.
+        assert!(!worth_trimming(1000, 3000));
+        assert!(worth_trimming(1000, 3049));
+    }
+
+    #[test]
+    fn a_burst_of_freed_memory_is_given_back() {
+        // A burst: 40 MB in small blocks (heap, not mmap), touched, then all freed but one
+        // allocated last, near the top, which keeps glibc from shrinking the heap by itself.
+        let blocks: Vec<Vec<u8>> = (0..40_000).map(|i| vec![i as u8; 1000]).collect();
+        let pin = vec![1u8; 1000];
+        drop(blocks);
+        let before = status_kb("RssAnon").unwrap();
+        trim();
+        let after = status_kb("RssAnon").unwrap();
+        assert!(after + 20_000 < before, "{before} kB -> {after} kB");
+        assert_eq!(pin[0], 1);
+        // The trimmer records the idle size first, then leaves a daemon at that size alone.
+        let mut t = Trimmer::new();
+        assert_eq!(t.tick(), None);
+        assert_eq!(t.tick(), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The daemon's event loop on the current-thread runtime: drift ticks, alert ticks (the
 //! collection they read runs on the collectors' worker pool, awaited), the release of start-up
-//! code pages after the first one, profile-file polling, SIGHUP reloads, watchdog pings, and a
-//! clean stop on SIGTERM or SIGINT.
+//! code pages after the first one, profile-file polling (and, on the same tick, giving memory
+//! back after bursts), SIGHUP reloads, watchdog pings, and a clean stop on SIGTERM or SIGINT.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -94,6 +94,7 @@ pub async fn run(
     // Start-up is over once the first alert tick (at once) has run every collector: their
     // one-off set-up is done and the pool's threads exist.
     let mut started = false;
+    let mut trimmer = memory::Trimmer::new();
     loop {
         let mut reloaded = false;
         tokio::select! {
@@ -119,9 +120,13 @@ pub async fn run(
                 if !started {
                     started = true;
                     release_startup_code();
+                    trimmer.tick();
                 }
             }
             _ = files.tick() => {
+                if started {
+                    trimmer.tick();
+                }
                 let mut d = lock(&daemon);
                 if d.files_changed() {
                     reloaded = d.reload("configuration or profile files changed");

@@ -2,9 +2,7 @@
 //! client_golang's output (families sorted by name, labels sorted by name, series sorted by
 //! label values, Go's shortest float formatting).
 
-use std::fmt::Write;
-
-use crate::collect::{Family, MetricType};
+use crate::collect::{Family, MetricType, Sample};
 
 /// Which format to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,26 +68,12 @@ impl Format {
     }
 }
 
-/// A small stack buffer for one formatted float, so encoding allocates nothing per sample.
-struct FloatBuf {
-    b: [u8; 48],
-    n: usize,
-}
-
-impl Write for FloatBuf {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.n + s.len();
-        // Shortest round-trip f64 text is at most 24 bytes; overflow cannot happen.
-        let dst = self.b.get_mut(self.n..end).ok_or(std::fmt::Error)?;
-        dst.copy_from_slice(s.as_bytes());
-        self.n = end;
-        Ok(())
-    }
-}
-
 /// Writes a float as Go's `strconv.FormatFloat(v, 'g', -1, 64)` does: shortest round-trip
 /// digits, exponent form when the decimal exponent is < -4 or >= 6 (Go decides with
 /// precision 6 when printing the shortest form), at least two exponent digits.
+///
+/// The shortest digits come from ryu, whose own layout is taken apart here: a scrape writes
+/// thousands of floats, and core::fmt's `{:e}` costs several times more per value.
 pub fn write_float(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str("NaN");
@@ -100,50 +84,70 @@ pub fn write_float(out: &mut String, v: f64) {
         out.push('0');
     } else if v.fract() == 0.0 && v.abs() < 1e6 {
         // Most samples are counts: the same digits as below, without float formatting.
-        let _ = write!(out, "{}", v as i64);
+        out.push_str(itoa::Buffer::new().format(v as i64));
     } else {
-        let mut sci = FloatBuf { b: [0; 48], n: 0 };
-        let _ = write!(sci, "{v:e}");
-        // `{:e}` writes ASCII only ("-1.5e-7"), so this cannot fail.
-        let sci = std::str::from_utf8(&sci.b[..sci.n]).unwrap_or("0e0");
-        let (mant, exp) = sci.split_once('e').unwrap_or((sci, "0"));
-        let exp: i32 = exp.parse().unwrap_or(0);
+        let mut buf = ryu::Buffer::new();
+        let s = buf.format_finite(v.abs());
+        // ryu writes "123.45", "1e-7" or "1.2345e20": digits, a point, an exponent.
+        let (mant, e10) = match s.split_once('e') {
+            Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+            None => (s, 0),
+        };
+        let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+        let mut digits = [0u8; 40];
+        let mut nd = 0;
+        for &d in int.as_bytes().iter().chain(frac.as_bytes()) {
+            if nd < digits.len() {
+                digits[nd] = d;
+                nd += 1;
+            }
+        }
+        // The value is 0.DIGITS x 10^dp once leading and trailing zeros are gone.
+        let mut dp = int.len() as i32 + e10;
+        let lead = digits[..nd].iter().take_while(|d| **d == b'0').count();
+        digits.copy_within(lead..nd, 0);
+        nd -= lead;
+        dp -= lead as i32;
+        while nd > 1 && digits[nd - 1] == b'0' {
+            nd -= 1;
+        }
+        let d = &digits[..nd];
+        if v < 0.0 {
+            out.push('-');
+        }
+        let exp = dp - 1;
         if (-4..6).contains(&exp) {
-            // The same shortest digits, with the point moved: "1.2345e3" is "1234.5".
-            let (sign, mant) = match mant.strip_prefix('-') {
-                Some(m) => ("-", m),
-                None => ("", mant),
-            };
-            let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
-            out.push_str(sign);
-            if exp < 0 {
+            if dp <= 0 {
                 out.push_str("0.");
-                out.extend(std::iter::repeat_n('0', (-exp - 1) as usize));
-                out.push_str(int);
-                out.push_str(frac);
+                out.extend(std::iter::repeat_n('0', (-dp) as usize));
+                out.push_str(text(d));
+            } else if dp as usize >= nd {
+                out.push_str(text(d));
+                out.extend(std::iter::repeat_n('0', dp as usize - nd));
             } else {
-                // The point moves right by `exp` digits, padded with zeros if they run out.
-                let point = exp as usize;
-                out.push_str(int);
-                if frac.len() > point {
-                    out.push_str(&frac[..point]);
-                    out.push('.');
-                    out.push_str(&frac[point..]);
-                } else {
-                    out.push_str(frac);
-                    out.extend(std::iter::repeat_n('0', point - frac.len()));
-                }
+                out.push_str(text(&d[..dp as usize]));
+                out.push('.');
+                out.push_str(text(&d[dp as usize..]));
             }
         } else {
-            out.push_str(mant);
-            let _ = write!(
-                out,
-                "e{}{:02}",
-                if exp < 0 { '-' } else { '+' },
-                exp.unsigned_abs()
-            );
+            out.push_str(text(&d[..1]));
+            if nd > 1 {
+                out.push('.');
+                out.push_str(text(&d[1..]));
+            }
+            out.push('e');
+            out.push(if exp < 0 { '-' } else { '+' });
+            if exp.unsigned_abs() < 10 {
+                out.push('0');
+            }
+            out.push_str(itoa::Buffer::new().format(exp.unsigned_abs()));
         }
     }
+}
+
+/// ASCII digits as text (they always are: this cannot fail).
+fn text(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or("0")
 }
 
 /// Appends `s` with `\` and newline escaped, and `"` too when `quote` (label values; HELP in
@@ -178,16 +182,24 @@ pub fn normalize(mut fams: Vec<Family>) -> Vec<Family> {
     out.retain(|f| !f.samples.is_empty());
     for f in &mut out {
         for s in &mut f.samples {
-            s.labels.sort_by(|a, b| a.0.cmp(&b.0));
+            if !s.labels.is_sorted_by(|a, b| a.0 <= b.0) {
+                let mut sorted = s.labels.to_vec();
+                sorted.sort_by(|a, b| a.0.cmp(&b.0));
+                s.labels = sorted.into();
+            }
         }
         // client_golang's order: fewer labels first, then label values in label-name order.
         // The sort is stable, so of two series with the same labels the first collected stays,
-        // and the later one is dropped as client_golang's registry drops it.
-        f.samples.sort_by(|a, b| {
+        // and the later one is dropped as client_golang's registry drops it. The collectors
+        // with many series give them in this order already: checking costs one pass.
+        let order = |a: &Sample, b: &Sample| {
             let av = a.labels.iter().map(|l| l.1.as_str());
             let bv = b.labels.iter().map(|l| l.1.as_str());
             a.labels.len().cmp(&b.labels.len()).then_with(|| av.cmp(bv))
-        });
+        };
+        if !f.samples.is_sorted_by(|a, b| order(a, b).is_le()) {
+            f.samples.sort_by(order);
+        }
         f.samples
             .dedup_by(|later, first| later.labels == first.labels);
     }
@@ -275,6 +287,86 @@ mod tests {
         assert_eq!(f(f64::INFINITY), "+Inf");
         assert_eq!(f(f64::NAN), "NaN");
         assert_eq!(f(1.8446744073709552e19), "1.8446744073709552e+19");
+    }
+
+    /// The layout from core::fmt's shortest `{:e}` digits, as written before ryu: an
+    /// independent oracle for `write_float`.
+    fn oracle(v: f64) -> String {
+        let sci = format!("{v:e}");
+        let (mant, exp) = sci.split_once('e').unwrap();
+        let exp: i32 = exp.parse().unwrap();
+        let (sign, mant) = match mant.strip_prefix('-') {
+            Some(m) => ("-", m),
+            None => ("", mant),
+        };
+        let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+        if (-4..6).contains(&exp) {
+            if exp < 0 {
+                format!("{sign}0.{}{int}{frac}", "0".repeat((-exp - 1) as usize))
+            } else if frac.len() > exp as usize {
+                let p = exp as usize;
+                format!("{sign}{int}{}.{}", &frac[..p], &frac[p..])
+            } else {
+                format!("{sign}{int}{frac}{}", "0".repeat(exp as usize - frac.len()))
+            }
+        } else {
+            let e = if exp < 0 { '-' } else { '+' };
+            format!("{sign}{mant}e{e}{:02}", exp.unsigned_abs())
+        }
+    }
+
+    #[test]
+    fn ryu_layout_matches_the_fmt_layout() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut values = vec![
+            1e-5,
+            1e-4,
+            0.000123,
+            123456.5,
+            999999.9,
+            1e6 + 0.5,
+            1e22,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            1e21,
+            1234567.0,
+            0.1,
+            100.01,
+            3.0e-5,
+        ];
+        for _ in 0..200_000 {
+            // xorshift: every bit pattern class, and plain decimals of every size.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(f64::from_bits(x));
+            values.push((x % 100_000_000) as f64 / 10f64.powi((x >> 60) as i32));
+        }
+        // The two differ only where two shortest digit strings are equally close: Go (and
+        // ryu) round half to even, core::fmt does not. Both then read back as v, with as many
+        // digits, in the same notation.
+        let digits = |s: &str| {
+            let m = s.split('e').next().unwrap();
+            m.trim_start_matches(['-', '0', '.'])
+                .replace('.', "")
+                .trim_end_matches('0')
+                .len()
+        };
+        for v in values.into_iter().filter(|v| v.is_finite() && *v != 0.0) {
+            if v.fract() == 0.0 && v.abs() < 1e6 {
+                continue;
+            }
+            let (got, want) = (f(v), oracle(v));
+            if got != want {
+                assert_eq!(got.parse::<f64>().unwrap(), v, "{got} for {v:e}");
+                assert_eq!(digits(&got), digits(&want), "{got} vs {want}");
+                assert_eq!(got.contains('e'), want.contains('e'), "{got} vs {want}");
+            }
+        }
+        // A tie (the value is exactly 1658206780088562.25), as node_exporter 1.5 writes it
+        // (checked with its textfile collector).
+        assert_eq!(f(1_658_206_780_088_562.2), "1.6582067800885622e+15");
     }
 
     #[test]

@@ -336,7 +336,10 @@ impl Engine {
             for (k, v) in &a.labels {
                 labels.push((k.clone().into(), v.clone()));
             }
-            f.samples.push(Sample { labels, value: 1.0 });
+            f.samples.push(Sample {
+                labels: labels.into(),
+                value: 1.0,
+            });
         }
         f
     }

@@ -150,7 +150,8 @@ impl Sampler {
             "cpu",
             Box::new(move || Ok(Part::Throttles(throttles.read()))),
         ));
-        let hwmon = hwmon::Reader::new(opts)?;
+        // Read every alert interval, not every scrape: its files are not held open.
+        let hwmon = hwmon::Reader::new(opts)?.by_path();
         tasks.push(("hwmon", Box::new(move || hwmon.temps().map(Part::Temps))));
         // NVML is loaded only where the gpu collector is switched on, as for /metrics.
         if opts.enabled().contains(&"gpu") {

@@ -387,19 +387,20 @@ fn render(mounts: &[&Mount], answers: &[Answer], out: &mut Vec<Family>) {
             continue;
         }
         // In label-name order: the encoder's sort then finds them sorted.
-        let labels = [
+        // One label set for the mount's many series.
+        let labels = super::labels(&[
             ("device", m.device.as_str()),
             ("device_error", &err),
             ("fstype", m.fs_type.as_str()),
             ("mountpoint", m.mount_point.as_str()),
-        ];
+        ]);
         // A stuck mount's read-only flag is not looked at (node_exporter reports 0).
         let ro = matches!(a, Answer::Usage(_) | Answer::Error(_)) && m.ro;
         let u = match a {
             Answer::Usage(u) => u,
             _ => {
-                fams[0].push(&labels, 1.0);
-                fams[1].push(&labels, f64::from(u8::from(ro)));
+                fams[0].push_labels(&labels, 1.0);
+                fams[1].push_labels(&labels, f64::from(u8::from(ro)));
                 continue;
             }
         };
@@ -413,7 +414,7 @@ fn render(mounts: &[&Mount], answers: &[Answer], out: &mut Vec<Family>) {
             u.files as f64,
             u.ffree as f64,
         ]) {
-            f.push(&labels, v);
+            f.push_labels(&labels, v);
         }
         fams[7].push(
             &[
@@ -424,7 +425,7 @@ fn render(mounts: &[&Mount], answers: &[Answer], out: &mut Vec<Family>) {
             ],
             1.0,
         );
-        fams[8].push(&labels, 0.0);
+        fams[8].push_labels(&labels, 0.0);
     }
     out.extend(fams);
 }

@@ -175,7 +175,7 @@ impl Collector for Textfile {
 fn fill_missing_labels(f: &mut Family) {
     let mut names: Vec<&str> = Vec::new();
     for s in &f.samples {
-        for (n, _) in &s.labels {
+        for (n, _) in s.labels.iter() {
             if !names.contains(&n.as_ref()) {
                 names.push(n);
             }
@@ -183,10 +183,18 @@ fn fill_missing_labels(f: &mut Family) {
     }
     let names: Vec<String> = names.into_iter().map(str::to_string).collect();
     for s in &mut f.samples {
-        for n in &names {
-            if !s.labels.iter().any(|(k, _)| k == n) {
-                s.labels.push((n.clone().into(), String::new()));
-            }
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|n| !s.labels.iter().any(|(k, _)| k == *n))
+            .collect();
+        if !missing.is_empty() {
+            let mut labels = s.labels.to_vec();
+            labels.extend(
+                missing
+                    .into_iter()
+                    .map(|n| (n.clone().into(), String::new())),
+            );
+            s.labels = labels.into();
         }
     }
 }
@@ -256,7 +264,7 @@ mod tests {
         );
         assert_eq!(nohelp[0].samples.len(), 2);
         let plain = fam(&fams, "plain").unwrap();
-        assert_eq!(plain.samples[1].labels, vec![("k".into(), String::new())]);
+        assert_eq!(plain.samples[1].labels[..], [("k".into(), String::new())]);
         assert_eq!(scrape_error(&fams), 1.0);
         let files: Vec<&str> = fam(&fams, "node_textfile_mtime_seconds")
             .unwrap()

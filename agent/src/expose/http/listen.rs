@@ -78,9 +78,14 @@ pub fn raise_nofile_limit() -> Option<libc::rlim_t> {
 
 /// The connection cap actually used: the configured one, or less where RLIMIT_NOFILE would
 /// run out first (accept failing with EMFILE would refuse every newcomer, scrapes included).
+/// Besides [`FD_RESERVE`], the attributes the collectors may hold open stay free
+/// ([`crate::collect::attr::held_budget`]).
 pub fn fit_connection_cap(wanted: usize, nofile: Option<libc::rlim_t>) -> usize {
     match nofile {
-        Some(n) => wanted.min((n as usize).saturating_sub(FD_RESERVE).max(1)),
+        Some(n) => {
+            let held = crate::collect::attr::held_budget(n);
+            wanted.min((n as usize).saturating_sub(FD_RESERVE + held).max(1))
+        }
         None => wanted,
     }
 }
@@ -100,8 +105,15 @@ mod tests {
 
     #[test]
     fn connection_cap_fits_the_fd_limit() {
-        assert_eq!(fit_connection_cap(1024, Some(1024)), 1024 - FD_RESERVE);
+        assert_eq!(
+            fit_connection_cap(1024, Some(1024)),
+            1024 - FD_RESERVE - 256
+        );
         assert_eq!(fit_connection_cap(1024, Some(1_048_576)), 1024);
+        assert_eq!(
+            fit_connection_cap(8192, Some(8192)),
+            8192 - FD_RESERVE - 2048
+        );
         assert_eq!(fit_connection_cap(1024, Some(10)), 1);
         assert_eq!(fit_connection_cap(1024, None), 1024);
     }

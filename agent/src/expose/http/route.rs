@@ -210,8 +210,13 @@ async fn metrics(
         Some(m) => m.gather(fams),
         None => encode::normalize(fams),
     };
-    let mut out = String::with_capacity(64 * 1024);
+    // Sized from the last scrape, so the text is written without growing (and copying) its
+    // buffer several times, nor holding twice the room it needs.
+    static LAST: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+    let mut out = String::with_capacity((last + last / 8).max(64 * 1024));
     encode::encode(&fams, format, &mut out);
+    LAST.store(out.len(), std::sync::atomic::Ordering::Relaxed);
     let body = if gzip {
         let mut z = flate2::write::GzEncoder::new(
             Vec::with_capacity(out.len() / 4),
