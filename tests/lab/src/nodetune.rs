@@ -213,6 +213,8 @@ impl Daemon {
             .arg(format!("--profile={profile}"))
             .arg(format!("--state-dir={}", dir.join("state").display()))
             .arg("--web.listen-address=:9100")
+            // One JSON object per event: the alert's name and state are fields of their own.
+            .arg("--log.format=json")
             .args(profile_dir.map(|d| format!("--profile-dir={}", d.display())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -281,13 +283,15 @@ impl Daemon {
         lines
             .iter()
             .filter_map(|(at, l)| {
-                let rest = &l[l.find("nodetune: alert ")? + "nodetune: alert ".len()..];
-                let mut words = rest.splitn(3, ' ');
-                let alert = words.next()?.to_string();
-                let state = words.next()?.to_string();
-                let text = words.next().unwrap_or_default();
-                // Structured fields follow the message; the report keeps the message.
-                let text = text.split(" ALERT=").next().unwrap_or(text).to_string();
+                let event: serde_json::Value = serde_json::from_str(l).ok()?;
+                let alert = event["alert"].as_str()?.to_string();
+                let state = event["state"].as_str()?.to_string();
+                // The message repeats name and state; the report keeps what follows them.
+                let msg = event["msg"].as_str().unwrap_or_default();
+                let text = msg
+                    .strip_prefix(&format!("alert {alert} {state} "))
+                    .unwrap_or(msg)
+                    .to_string();
                 let at_s = if *at >= start {
                     at.duration_since(start).as_secs_f64()
                 } else {
