@@ -17,10 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use anyhow::Context;
-use regex::Regex;
 
 use super::attr::{Attr, Dir, Listing};
-use super::{labels, Collector, Family, Labels, MetricType, Options};
+use super::{labels, util, Collector, Family, Labels, MetricType, Options};
 
 const SENSOR_TYPES: &[&str] = &[
     "vrm",
@@ -39,34 +38,6 @@ const SENSOR_TYPES: &[&str] = &[
     "freq",
 ];
 
-/// node_exporter's deviceFilter: a name is dropped when it matches `exclude` or, with an
-/// `include`, when it does not match it.
-#[derive(Default)]
-struct Filter {
-    include: Option<Regex>,
-    exclude: Option<Regex>,
-}
-
-impl Filter {
-    fn new(include: &Option<String>, exclude: &Option<String>, what: &str) -> anyhow::Result<Self> {
-        Ok(Filter {
-            include: super::util::optional_regex(
-                include,
-                &format!("collector.hwmon.{what}-include"),
-            )?,
-            exclude: super::util::optional_regex(
-                exclude,
-                &format!("collector.hwmon.{what}-exclude"),
-            )?,
-        })
-    }
-
-    fn ignored(&self, name: &str) -> bool {
-        self.exclude.as_ref().is_some_and(|r| r.is_match(name))
-            || self.include.as_ref().is_some_and(|r| !r.is_match(name))
-    }
-}
-
 /// A temperature sensor and its limits, in °C.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Temp {
@@ -80,8 +51,8 @@ pub struct Temp {
 /// Reads the chips under a sysfs root, with the chip and sensor filters applied.
 pub struct Reader {
     dir: PathBuf,
-    chips: Filter,
-    sensors: Filter,
+    chips: util::DeviceFilter,
+    sensors: util::DeviceFilter,
     /// Whether sensor files are held open between reads (see [`Reader::by_path`]).
     hold: bool,
     cache: Mutex<Cache>,
@@ -376,11 +347,15 @@ impl Reader {
     pub fn new(opts: &Options) -> anyhow::Result<Reader> {
         Ok(Reader {
             dir: opts.sysfs.join("class/hwmon"),
-            chips: Filter::new(&opts.hwmon_chip_include, &opts.hwmon_chip_exclude, "chip")?,
-            sensors: Filter::new(
-                &opts.hwmon_sensor_include,
+            chips: util::DeviceFilter::flags(
+                &opts.hwmon_chip_exclude,
+                &opts.hwmon_chip_include,
+                "collector.hwmon.chip",
+            )?,
+            sensors: util::DeviceFilter::flags(
                 &opts.hwmon_sensor_exclude,
-                "sensor",
+                &opts.hwmon_sensor_include,
+                "collector.hwmon.sensor",
             )?,
             hold: true,
             cache: Mutex::default(),
@@ -523,7 +498,7 @@ impl Reader {
                     .collect();
                 let label = props.iter().position(|p| p.element == "label");
                 let fixed = label.and_then(|i| match props[i].sources.last() {
-                    Some(Source::Fixed(v)) => Some(valid_utf8(v)),
+                    Some(Source::Fixed(v)) => Some(util::to_valid_utf8(v).into_owned()),
                     _ => None,
                 });
                 Sensor {
@@ -570,23 +545,6 @@ impl Reader {
 
 struct Hwmon {
     reader: Reader,
-}
-
-/// Bytes as text, each run of invalid UTF-8 replaced by one U+FFFD (Go's ToValidUTF8).
-fn valid_utf8(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len());
-    let mut last_bad = false;
-    for chunk in bytes.utf8_chunks() {
-        if !chunk.valid().is_empty() {
-            s.push_str(chunk.valid());
-            last_bad = false;
-        }
-        if !chunk.invalid().is_empty() && !last_bad {
-            s.push('\u{FFFD}');
-            last_bad = true;
-        }
-    }
-    s
 }
 
 /// Lower-cases and replaces anything but [a-z0-9:_] with '_', trimming underscores.
@@ -748,7 +706,7 @@ impl Hwmon {
         let sensor = s.name.as_str();
         let labels = &s.labels;
         let value = |i: Option<usize>| i.and_then(|i| vals[i].as_ref()).map(Raw::bytes);
-        let label = value(s.label).map(valid_utf8);
+        let label = value(s.label).map(|l| util::to_valid_utf8(l).into_owned());
         if let Some(label) = &label {
             let set = match &s.labelled {
                 // A fixed label: its label set is kept.
@@ -877,7 +835,6 @@ mod tests {
         assert_eq!(explode("1abc"), None);
         assert_eq!(clean("Core 0"), "core_0");
         assert_eq!(clean("asus-nb-wmi\n"), "asus_nb_wmi");
-        assert_eq!(valid_utf8(b"a\xff\xfeb\xffc"), "a\u{FFFD}b\u{FFFD}c");
         for raw in [
             "45000", "-1500", "0", "007", "-0", "1.5", "1e3", "-", "", "+5", " 5", "NaN",
         ] {

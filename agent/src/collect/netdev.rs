@@ -249,17 +249,6 @@ fn scope(ip: IpAddr) -> &'static str {
     }
 }
 
-/// The address as Go prints it (IPv4-mapped IPv6 addresses in dotted form).
-fn go_ip_string(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => v6.to_string(),
-        },
-        v4 => v4.to_string(),
-    }
-}
-
 // ---- collector ---------------------------------------------------------------------------
 
 /// One device's counters that the NicErrors rule reads, under node_exporter's (legacy) names.
@@ -415,7 +404,7 @@ fn address_family() -> anyhow::Result<Family> {
         f.push(
             &[
                 ("device", dev),
-                ("address", &go_ip_string(a.ip)),
+                ("address", &util::go_ip_string(a.ip)),
                 ("netmask", &a.prefix.to_string()),
                 ("scope", scope(a.ip)),
             ],
@@ -657,13 +646,13 @@ mod tests {
         ] {
             assert_eq!(scope(ip(a)), s, "{a}");
         }
-        assert_eq!(go_ip_string(ip("::ffff:10.1.2.3")), "10.1.2.3");
+        assert_eq!(util::go_ip_string(ip("::ffff:10.1.2.3")), "10.1.2.3");
         assert_eq!(
-            go_ip_string(ip("2001:db8:0:0:1:0:0:1")),
+            util::go_ip_string(ip("2001:db8:0:0:1:0:0:1")),
             "2001:db8::1:0:0:1"
         );
         assert_eq!(
-            go_ip_string(ip("2001:db8:0:1:1:1:1:1")),
+            util::go_ip_string(ip("2001:db8:0:1:1:1:1:1")),
             "2001:db8:0:1:1:1:1:1"
         );
     }

@@ -470,9 +470,18 @@ impl DeviceFilter {
         include: &Option<String>,
         name: &str,
     ) -> anyhow::Result<DeviceFilter> {
+        Self::flags(exclude, include, &format!("collector.{name}.device"))
+    }
+
+    /// The same with flags named `{prefix}-exclude` / `{prefix}-include`.
+    pub fn flags(
+        exclude: &Option<String>,
+        include: &Option<String>,
+        prefix: &str,
+    ) -> anyhow::Result<DeviceFilter> {
         Ok(DeviceFilter {
-            exclude: optional_regex(exclude, &format!("collector.{name}.device-exclude"))?,
-            include: optional_regex(include, &format!("collector.{name}.device-include"))?,
+            exclude: optional_regex(exclude, &format!("{prefix}-exclude"))?,
+            include: optional_regex(include, &format!("{prefix}-include"))?,
         })
     }
 
