@@ -71,17 +71,17 @@ fn logfmt_lines_and_levels_like_node_exporter() {
         "--log.level=warn",
         "--collector.disable-defaults",
         "--collector.loadavg",
-        "--collector.arp",
+        "--collector.buddyinfo",
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let l = lines(&r.stderr);
     assert_eq!(l.len(), 1, "{}", r.stderr);
     assert!(
-        l[0].contains("level=WARN") && l[0].contains("--collector.arp: not implemented"),
+        l[0].contains("level=WARN") && l[0].contains("--collector.buddyinfo: not implemented"),
         "{}",
         r.stderr
     );
-    let r = h.run(&["metrics", "--log.level=error", "--collector.arp"]);
+    let r = h.run(&["metrics", "--log.level=error", "--collector.buddyinfo"]);
     assert_eq!(r.code, 0);
     assert_eq!(r.stderr, "", "error hides warnings");
     let r = h.run(&["metrics", "--log.level=verbose"]);
@@ -106,7 +106,7 @@ fn json_lines() {
         "--log.level=debug",
         "--collector.disable-defaults",
         "--collector.loadavg",
-        "--collector.arp",
+        "--collector.buddyinfo",
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let docs: Vec<serde_json::Value> = lines(&r.stderr)
@@ -120,7 +120,7 @@ fn json_lines() {
     assert!(warn["msg"]
         .as_str()
         .unwrap()
-        .starts_with("--collector.arp: not implemented"));
+        .starts_with("--collector.buddyinfo: not implemented"));
     assert!(warn["time"].as_str().unwrap().ends_with('Z'));
     assert!(warn["source"]
         .as_str()
@@ -172,8 +172,8 @@ python3 {d}/journald.py /run/systemd/journal/socket {d}/ready {d}/journal &
 journald=$!
 while [ ! -e {d}/ready ]; do sleep 0.05; done
 exec 2>{d}/stderr
-JOURNAL_STREAM=$(stat -c %d:%i {d}/stderr) {bin} metrics --collector.disable-defaults --collector.arp >/dev/null
-JOURNAL_STREAM=$(stat -c %d:%i {d}/stderr) {bin} metrics --log.format=logfmt --collector.disable-defaults --collector.loadavg --collector.bcache >/dev/null
+JOURNAL_STREAM=$(stat -c %d:%i {d}/stderr) {bin} metrics --collector.disable-defaults --collector.buddyinfo >/dev/null
+JOURNAL_STREAM=$(stat -c %d:%i {d}/stderr) {bin} metrics --log.format=logfmt --collector.disable-defaults --collector.loadavg --collector.drbd >/dev/null
 sleep 0.2
 kill $journald
 "#,
@@ -200,7 +200,7 @@ kill $journald
     for want in [
         "PRIORITY=4\n",
         "SYSLOG_IDENTIFIER=nodetune\n",
-        "MESSAGE=--collector.arp: not implemented",
+        "MESSAGE=--collector.buddyinfo: not implemented",
         "CODE_FILE=cli/metrics.rs\n",
         "CODE_LINE=",
     ] {
@@ -209,9 +209,8 @@ kill $journald
     // With --log.format given, lines go to stderr (the journal stream) in that format.
     let stderr = std::fs::read_to_string(d.join("stderr")).unwrap();
     assert!(
-        stderr.contains("level=WARN")
-            && stderr.contains("msg=\"--collector.bcache: not implemented"),
+        stderr.contains("level=WARN") && stderr.contains("msg=\"--collector.drbd: not implemented"),
         "{stderr}"
     );
-    assert!(!stderr.contains("collector.arp"), "{stderr}");
+    assert!(!stderr.contains("collector.buddyinfo"), "{stderr}");
 }
