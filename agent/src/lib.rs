@@ -24,5 +24,7 @@ pub mod config;
 pub mod daemon;
 pub mod expose;
 pub mod profile;
+#[cfg(test)]
+mod testing;
 pub mod tune;
 pub mod watch;

@@ -631,6 +631,7 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::write;
 
     fn opts(root: &Path, extra: &[&str]) -> Options {
         let mut flags = vec![
@@ -639,12 +640,6 @@ mod tests {
         ];
         flags.extend(extra.iter().map(|s| s.to_string()));
         Options::from_flags(flags).unwrap()
-    }
-
-    fn write(root: &Path, rel: &str, body: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, body).unwrap();
     }
 
     fn series(out: &[Family], name: &str) -> Vec<(String, f64)> {

@@ -821,6 +821,7 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::write;
     use std::os::unix::fs::symlink;
 
     #[test]
@@ -845,12 +846,6 @@ mod tests {
                 "{raw}"
             );
         }
-    }
-
-    fn write(root: &Path, rel: &str, body: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, body).unwrap();
     }
 
     /// A hwmon dir under devices/ and its class symlink; `device` points at `dev` if given.

@@ -413,6 +413,7 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::write;
 
     const HEAD: &str =
         "Personalities : [linear] [raid0] [raid1] [raid6] [raid5] [raid4] [raid10]\n";
@@ -554,12 +555,6 @@ mod tests {
         assert_eq!(parse_raid_disks("\n"), None);
         assert_eq!(parse_raid_disks("x (10)"), None);
         assert_eq!(parse_raid_disks("-1"), None);
-    }
-
-    fn write(root: &Path, rel: &str, body: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, body).unwrap();
     }
 
     #[test]

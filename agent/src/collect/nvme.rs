@@ -190,12 +190,7 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn write(root: &Path, rel: &str, body: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, body).unwrap();
-    }
+    use crate::testing::write;
 
     fn controller(r: &Path, name: &str) {
         for (f, v) in [

@@ -281,13 +281,8 @@ impl Avail {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::write;
     use std::io::Write;
-
-    fn write(root: &Path, rel: &str, data: &[u8]) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, data).unwrap();
-    }
 
     fn gz(text: &str) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

@@ -488,12 +488,7 @@ pub fn conflicts_with(want: &crate::profile::Want, value: &str) -> Option<bool> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::testing::write;
 
     #[test]
     fn includes_units_variables_and_conditions() {

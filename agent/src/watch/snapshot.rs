@@ -191,12 +191,7 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn write(root: &std::path::Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    use crate::testing::write;
 
     /// Every input from a fake root written in the kernel's own formats.
     #[test]
