@@ -15,7 +15,6 @@
 //! through sysfs at any time, so it is read on every scrape.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -216,17 +215,6 @@ pub fn parse_udev(text: &[u8]) -> Udev {
         }
     }
     u
-}
-
-/// What identifies a version of a udev file: udev replaces the file (a new inode) whenever it
-/// rewrites it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct FileId {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: i64,
-    mtime_nsec: i64,
 }
 
 /// The 17 counter and gauge families, in /proc/diskstats order: (name, help, type, scale).
@@ -435,7 +423,7 @@ fn render(disks: &[(&Disk, &Udev, bool)], out: &mut Vec<Family>) {
 }
 
 /// udev entries by (major, minor), with the file version each was read from.
-type UdevCache = HashMap<(u32, u32), (FileId, Arc<Udev>)>;
+type UdevCache = HashMap<(u32, u32), (util::FileId, Arc<Udev>)>;
 
 struct Diskstats {
     diskstats: PathBuf,
@@ -478,13 +466,7 @@ impl Diskstats {
             cache.remove(&key);
             return Arc::default();
         };
-        let id = FileId {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime: meta.mtime(),
-            mtime_nsec: meta.mtime_nsec(),
-        };
+        let id = util::FileId::of(&meta);
         if let Some((seen, u)) = cache.get(&key) {
             if *seen == id {
                 return u.clone();

@@ -8,13 +8,12 @@
 //! The parsed file is kept while its inode, size and modification time stay the same: a
 //! scrape costs one stat.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
-use super::{Collector, Family, MetricType, Options};
+use super::{util, Collector, Family, MetricType, Options};
 
 /// The os-release fields node_exporter uses.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -351,19 +350,10 @@ const FILES: [&str; 3] = [
     "/System/Library/CoreServices/SystemVersion.plist",
 ];
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct FileId {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: i64,
-    mtime_nsec: i64,
-}
-
 struct OsRelease {
     /// `--path.rootfs` joined as node_exporter does (string concatenation) with each file.
     paths: Vec<PathBuf>,
-    cache: Mutex<Option<(usize, FileId, Arc<Release>)>>,
+    cache: Mutex<Option<(usize, util::FileId, Arc<Release>)>>,
 }
 
 impl OsRelease {
@@ -374,13 +364,7 @@ impl OsRelease {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
             };
-            let id = FileId {
-                dev: meta.dev(),
-                ino: meta.ino(),
-                size: meta.size(),
-                mtime: meta.mtime(),
-                mtime_nsec: meta.mtime_nsec(),
-            };
+            let id = util::FileId::of(&meta);
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((at, seen, r)) = &*cache {
                 if *at == i && *seen == id {

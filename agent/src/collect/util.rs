@@ -456,6 +456,30 @@ pub fn go_ip_string(ip: std::net::IpAddr) -> String {
     }
 }
 
+/// What identifies a version of a file that is replaced or rewritten (udev data, os-release):
+/// a file written again has a new inode, size or modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl FileId {
+    pub fn of(meta: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        }
+    }
+}
+
 /// node_exporter's deviceFilter: `--collector.X.device-exclude` / `-include`, both optional.
 #[derive(Debug, Default)]
 pub struct DeviceFilter {
