@@ -53,7 +53,7 @@ mod time;
 mod timex;
 mod udp_queues;
 mod uname;
-mod util;
+pub(crate) mod util;
 mod vmstat;
 mod watchdog;
 mod xfs;

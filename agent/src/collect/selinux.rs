@@ -74,11 +74,11 @@ pub fn mount_point(p: &Paths, verify: &dyn Fn(&Path) -> bool) -> Option<PathBuf>
     if verify(&p.selinuxfs) {
         return Some(p.selinuxfs.clone());
     }
-    let fs = std::fs::read(&p.filesystems).ok()?;
+    let fs = util::read_bytes(&p.filesystems).ok()?;
     if !fs.windows(11).any(|w| w == b"\tselinuxfs\n") {
         return None;
     }
-    let info = std::fs::read(&p.mountinfo).ok()?;
+    let info = util::read_bytes(&p.mountinfo).ok()?;
     selinuxfs_mounts(&info).into_iter().find(|m| verify(m))
 }
 
@@ -86,7 +86,7 @@ pub fn mount_point(p: &Paths, verify: &dyn Fn(&Path) -> bool) -> Option<PathBuf>
 /// label counts as not "kernel").
 pub fn enabled(p: &Paths, verify: &dyn Fn(&Path) -> bool) -> Option<PathBuf> {
     let mnt = mount_point(p, verify)?;
-    let label = std::fs::read(&p.current).unwrap_or_default();
+    let label = util::read_bytes(&p.current).unwrap_or_default();
     let label = label.strip_suffix(b"\0").unwrap_or(&label);
     (label != b"kernel").then_some(mnt)
 }
@@ -169,7 +169,7 @@ impl Collector for Selinux {
         );
         cur.push(
             &[],
-            current_mode(std::fs::read(mnt.join("enforce")).ok().as_deref()),
+            current_mode(util::read_bytes(&mnt.join("enforce")).ok().as_deref()),
         );
         out.push(cur);
         Ok(())

@@ -10,6 +10,7 @@
 //! this takes the steady RSS from about 8 MB to about 5.2 MB (docs/benchmarks.md).
 
 use std::io;
+use std::path::Path;
 
 /// The mappings that are safe to drop: private file mappings, not writable, with no
 /// copy-on-write pages, so every page reads back from the file unchanged.
@@ -52,7 +53,7 @@ fn droppable(smaps: &str) -> Vec<(usize, usize)> {
 }
 
 fn status_kb(key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let status = crate::collect::util::read_text(Path::new("/proc/self/status")).ok()?;
     let line = status.lines().find(|l| l.split(':').next() == Some(key))?;
     line.split_ascii_whitespace().nth(1)?.parse().ok()
 }

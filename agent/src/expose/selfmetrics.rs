@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::collect::util::read_text;
 use crate::collect::{Family, MetricType};
 use crate::expose::encode;
 
@@ -170,7 +171,7 @@ impl SelfMetrics {
 
     /// For the process whose /proc directory is `proc_self`, booted at /proc/stat's `btime`.
     pub fn at(proc_self: &Path, proc_stat: &Path) -> Arc<SelfMetrics> {
-        let read = |p: &Path| std::fs::read_to_string(p).ok();
+        let read = |p: &Path| read_text(p).ok();
         let btime = read(proc_stat).as_deref().and_then(parse_btime);
         let stat = read(&proc_self.join("stat"))
             .as_deref()
@@ -250,7 +251,9 @@ impl SelfMetrics {
             f.push(&[], v);
             f
         };
-        let stat = std::fs::read_to_string(self.proc_self.join("stat")).ok();
+        // read_text: /proc files report size 0, and the standard reader then reads in small
+        // doubling steps (ten reads for net/netstat on every scrape).
+        let stat = read_text(&self.proc_self.join("stat")).ok();
         if let Some(s) = stat.as_deref().and_then(parse_stat) {
             out.push(one(
                 "process_cpu_seconds_total",
@@ -302,7 +305,7 @@ impl SelfMetrics {
                 vm,
             ));
         }
-        let netstat = std::fs::read_to_string(self.proc_self.join("net/netstat")).ok();
+        let netstat = read_text(&self.proc_self.join("net/netstat")).ok();
         if let Some((inb, outb)) = netstat.as_deref().and_then(parse_netstat_octets) {
             out.push(one(
                 "process_network_receive_bytes_total",
