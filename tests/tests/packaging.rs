@@ -52,6 +52,21 @@ fn prometheus_rules_check_and_unit_tests() {
     assert!(out.contains("SUCCESS"), "{out}");
 }
 
+/// Tests that install the .deb into the machine's root run under CI=true (a machine CI throws
+/// away); elsewhere they fail unless NODETUNE_TEST_SKIP names system-install.
+fn system_install() -> bool {
+    require(
+        in_ci(),
+        "system-install (this test installs the .deb system-wide: it runs under CI=true, on a \
+         throwaway machine)",
+    )
+}
+
+/// Root and every tool, each through [`require`]; false when one is skipped.
+fn require_tools(tools: &[&str]) -> bool {
+    tools.iter().all(|t| require(have_tool(t), t)) && require(is_root(), "root")
+}
+
 /// The .deb and .rpm, built once per test process.
 fn packages() -> (PathBuf, PathBuf) {
     static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
@@ -284,28 +299,19 @@ fn build_packages() -> (PathBuf, PathBuf) {
 
 #[test]
 fn packages_build_lint_install_and_purge() {
-    // Installs into the machine's root, so it runs under CI=true (a machine CI throws away);
-    // elsewhere it fails unless NODETUNE_TEST_SKIP names system-install.
-    if !require(
-        in_ci(),
-        "system-install (this test installs the .deb system-wide: it runs under CI=true, on a \
-         throwaway machine)",
-    ) {
+    if !(system_install()
+        && require_tools(&[
+            "cargo-deb",
+            "cargo-generate-rpm",
+            "cargo-zigbuild",
+            "lintian",
+            "rpm",
+            "dpkg",
+            "systemd-analyze",
+        ]))
+    {
         return;
     }
-    let tools = [
-        "cargo-deb",
-        "cargo-generate-rpm",
-        "cargo-zigbuild",
-        "lintian",
-        "rpm",
-        "dpkg",
-        "systemd-analyze",
-    ];
-    if !(tools.iter().all(|t| require(have_tool(t), t)) && require(is_root(), "root")) {
-        return;
-    }
-    require(is_root(), "root");
     let (deb, rpm) = packages();
     let _turn = system();
     let _purge = PurgeOnDrop;
@@ -455,14 +461,10 @@ fn installed_state() -> Vec<(String, String)> {
 
 #[test]
 fn ansible_role_installs_configures_is_idempotent_checks_and_removes() {
-    if !in_ci() {
-        eprintln!("skipping: the role installs the .deb system-wide; runs in CI (CI=true)");
+    // The role installs the .deb system-wide.
+    if !(system_install() && require_tools(&["ansible-playbook", "ip", "sysctl", "dpkg"])) {
         return;
     }
-    for tool in ["ansible-playbook", "ip", "sysctl", "dpkg"] {
-        require(have_tool(tool), tool);
-    }
-    require(is_root(), "root");
     let (deb, _) = packages();
     let _turn = system();
     let _purge = PurgeOnDrop;
@@ -636,13 +638,11 @@ impl Drop for Podman {
 
 #[test]
 fn container_image_builds_from_debian_packages_and_runs_as_the_daemonset_runs_it() {
-    if !in_ci() {
-        eprintln!(
-            "skipping: needs the built .deb (packaging/build) and the Debian mirror; runs in CI (CI=true)"
-        );
-        return;
-    }
-    for tool in [
+    // Builds the .deb and an image from Debian's mirror; installs nothing on this machine.
+    if !require_tools(&[
+        "cargo-deb",
+        "cargo-generate-rpm",
+        "cargo-zigbuild",
         "mmdebstrap",
         "umoci",
         "skopeo",
@@ -650,10 +650,9 @@ fn container_image_builds_from_debian_packages_and_runs_as_the_daemonset_runs_it
         "ip",
         "sysctl",
         "curl",
-    ] {
-        require(have_tool(tool), tool);
+    ]) {
+        return;
     }
-    require(is_root(), "root");
     let (deb, _) = packages();
     let version = env!("CARGO_PKG_VERSION");
 

@@ -463,7 +463,7 @@ mod tests {
     /// --nocapture nvml_live`. Prints every series and checks temperature and power against
     /// `nvidia-smi --query-gpu=temperature.gpu,power.draw,utilization.gpu --format=csv`.
     #[test]
-    #[ignore]
+    #[ignore = "needs an NVIDIA GPU and its driver: run by hand on a GPU machine"]
     fn nvml_live() {
         let c = build(&Options::from_flags(Vec::new()).unwrap()).unwrap();
         let mut out = Vec::new();

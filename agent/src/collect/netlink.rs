@@ -964,11 +964,10 @@ pub mod tests {
     /// `NODETUNE_NETLINK_CORPUS=fuzz/corpus/netlink ip netns exec NS cargo test -p nodetune
     /// --lib -- --ignored capture_seed_corpus`.
     #[test]
-    #[ignore]
+    #[ignore = "a tool, not a check: writes the netlink fuzz seed corpus when run by hand"]
     fn capture_seed_corpus() {
-        let Some(dir) = std::env::var_os("NODETUNE_NETLINK_CORPUS") else {
-            return;
-        };
+        let dir = std::env::var_os("NODETUNE_NETLINK_CORPUS")
+            .expect("set NODETUNE_NETLINK_CORPUS to the corpus directory");
         let dir = std::path::PathBuf::from(dir);
         std::fs::create_dir_all(&dir).unwrap();
         let capture = |s: &mut Socket, name: &str, kind: u16, flags: u16, body: &[u8]| {
