@@ -1,11 +1,12 @@
 //! Helpers for the end-to-end suite: locate (and build once) the nodetune binary, and decide
 //! whether a test whose peer is missing fails or, when the contributor said so, is skipped
-//! ([`require`]).
+//! ([`require`]); fixtures shared by several tests ([`FaultFs`]).
 
 pub mod beside;
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 /// Path of the nodetune binary, built once per test process with the same profile as the
@@ -887,6 +888,83 @@ pub fn threads(pid: u32) -> Option<usize> {
         .trim()
         .parse()
         .ok()
+}
+
+/// The FUSE filesystem of tests/fault-fs, mounted on a temporary directory; unmounted (and
+/// its process ended) on drop, also when the test panics.
+pub struct FaultFs {
+    child: std::process::Child,
+    mnt: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl FaultFs {
+    const PYTHON: &'static str = "/usr/bin/python3";
+
+    /// True when FUSE can be mounted here: root, /dev/fuse, Debian's python3-fusepy.
+    pub fn available() -> bool {
+        is_root()
+            && Path::new("/dev/fuse").exists()
+            && Command::new(Self::PYTHON)
+                .args(["-c", "import fusepy"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+    }
+
+    /// Mounts files given as (name, content, fault); see faultfs.py for the faults.
+    pub fn mount(files: &[(&str, &str, &str)]) -> FaultFs {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).expect("mkdir");
+        let spec: serde_json::Map<String, serde_json::Value> = files
+            .iter()
+            .map(|(n, c, f)| (n.to_string(), serde_json::json!({"content": c, "fault": f})))
+            .collect();
+        let spec_path = dir.path().join("spec.json");
+        std::fs::write(&spec_path, serde_json::Value::Object(spec).to_string()).expect("spec");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fault-fs/faultfs.py");
+        let mut child = Command::new(Self::PYTHON)
+            .arg(script)
+            .arg(&mnt)
+            .arg(&spec_path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start faultfs.py");
+        let out = child.stdout.take().expect("stdout");
+        let fs = FaultFs {
+            child,
+            mnt,
+            _dir: dir,
+        };
+        // It prints "ready" once mounted (EOF if it died first: then the assert fails and
+        // Drop cleans up).
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+        assert_eq!(line.trim(), "ready", "faultfs.py did not mount");
+        fs
+    }
+
+    /// The mount point: the files are directly under it.
+    pub fn dir(&self) -> &Path {
+        &self.mnt
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.mnt.join(name)
+    }
+}
+
+impl Drop for FaultFs {
+    fn drop(&mut self) {
+        // Lazy unmount: succeeds even if a reader still holds a file open; the filesystem
+        // process then exits by itself.
+        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        if !wait_until(5, || matches!(self.child.try_wait(), Ok(Some(_)))) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
 }
 
 #[cfg(test)]

@@ -4,11 +4,9 @@
 //! (tests/fault-fs) handled as node_exporter handles them.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 
-use nodetune_e2e::{is_root, nodetune, require, wait_until};
+use nodetune_e2e::{nodetune, require, FaultFs};
 
 const COLLECTORS: &[&str] = &[
     "dmi",
@@ -200,67 +198,6 @@ fn broken_sources_fail_only_their_collector() {
     assert_eq!(success(&m, "edac"), 1.0);
 }
 
-/// tests/fault-fs/faultfs.py mounted with flat files (name, content, fault).
-struct FaultFs {
-    child: std::process::Child,
-    mnt: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl FaultFs {
-    const PYTHON: &'static str = "/usr/bin/python3";
-
-    fn available() -> bool {
-        is_root()
-            && Path::new("/dev/fuse").exists()
-            && Command::new(Self::PYTHON)
-                .args(["-c", "import fusepy"])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-    }
-
-    fn mount(files: &[(&str, &str, &str)]) -> FaultFs {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).expect("mkdir");
-        let spec: serde_json::Map<String, serde_json::Value> = files
-            .iter()
-            .map(|(n, c, f)| (n.to_string(), serde_json::json!({"content": c, "fault": f})))
-            .collect();
-        let spec_path = dir.path().join("spec.json");
-        std::fs::write(&spec_path, serde_json::Value::Object(spec).to_string()).expect("spec");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fault-fs/faultfs.py");
-        let mut child = Command::new(Self::PYTHON)
-            .arg(script)
-            .arg(&mnt)
-            .arg(&spec_path)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start faultfs.py");
-        let out = child.stdout.take().expect("stdout");
-        let fs = FaultFs {
-            child,
-            mnt,
-            _dir: dir,
-        };
-        let mut line = String::new();
-        let _ = std::io::BufReader::new(out).read_line(&mut line);
-        assert_eq!(line.trim(), "ready", "faultfs.py did not mount");
-        fs
-    }
-}
-
-impl Drop for FaultFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
-        if !wait_until(5, || matches!(self.child.try_wait(), Ok(Some(_)))) {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
 fn link(root: &Path, rel: &str, to: &Path) {
     let p = root.join(rel);
     let _ = std::fs::remove_file(&p);
@@ -299,14 +236,14 @@ fn attribute_errnos_as_node_exporter_handles_them() {
         ("fcp_packet_aborts", "", "read:EOPNOTSUPP"),
     ]);
     std::fs::remove_dir_all(r.join("sys/class/power_supply/BAT0")).unwrap();
-    link(r, "sys/class/power_supply/BAT0", &bat0.mnt);
-    link(r, "sys/class/fc_host/host0/statistics", &stats.mnt);
+    link(r, "sys/class/power_supply/BAT0", bat0.dir());
+    link(r, "sys/class/fc_host/host0/statistics", stats.dir());
     link(
         r,
         "sys/class/watchdog/watchdog0/timeleft",
-        &bat0.mnt.join("timeleft"),
+        &bat0.file("timeleft"),
     );
-    link(r, "sys/block/md0/md/degraded", &bat0.mnt.join("degraded"));
+    link(r, "sys/block/md0/md/degraded", &bat0.file("degraded"));
     let m = scrape(r, &[]);
     assert_eq!(success(&m, "powersupplyclass"), 1.0);
     assert_eq!(m["node_power_supply_capacity{power_supply=\"BAT0\"}"], 50.0);
@@ -330,7 +267,7 @@ fn attribute_errnos_as_node_exporter_handles_them() {
         .keys()
         .any(|k| k.starts_with("node_md_degraded") || k.starts_with("node_md_raid_disks")));
 
-    link(r, "sys/class/power_supply/BAT1", &bat1.mnt);
+    link(r, "sys/class/power_supply/BAT1", bat1.dir());
     let m = scrape(r, &[]);
     assert_eq!(success(&m, "powersupplyclass"), 0.0);
     assert!(!m.keys().any(|k| k.starts_with("node_power_supply_")));
