@@ -121,7 +121,8 @@ type StartServer<'a> = dyn Fn(&Pair, PathBuf) -> io::Result<(Nginx, Vec<String>)
 struct Spec<'a> {
     id: &'a str,
     tuned: bool,
-    label: String,
+    /// What the run without the profile runs on (the tuned run is labelled by its profile).
+    defaults: &'a str,
     /// The profile audited by the daemon and applied in the tuned run.
     profile: &'a str,
     profile_dir: Option<&'a Path>,
@@ -149,7 +150,12 @@ struct Spec<'a> {
 
 fn one(cfg: &Config, s: &Spec) -> io::Result<Run> {
     let tag = format!("{}{}", s.id, if s.tuned { "t" } else { "d" });
-    log(&format!("{tag}: {}", s.label));
+    let label = if s.tuned {
+        format!("after nodetune apply --profile {}", s.profile)
+    } else {
+        s.defaults.to_string()
+    };
+    log(&format!("{tag}: {label}"));
     let pair = Pair::new(&tag)?;
     let watched = match s.side {
         Side::Client => pair.client.clone(),
@@ -157,7 +163,7 @@ fn one(cfg: &Config, s: &Spec) -> io::Result<Run> {
     };
     (s.prepare)(&pair)?;
     let mut run = Run {
-        label: s.label.clone(),
+        label,
         ..Run::default()
     };
     if s.tuned {
@@ -289,10 +295,6 @@ fn client_failures(o: &Outcome, _: &Counters) -> u64 {
     o.error_total() as u64
 }
 
-fn tuned_label(profile: &str) -> String {
-    format!("after nodetune apply --profile {profile}")
-}
-
 /// Scenario 1: ephemeral port exhaustion. One client opens and closes connections to one
 /// backend as fast as it can, closing first, so every connection leaves a TIME_WAIT socket on
 /// the client: on the defaults (32768-60999, tcp_tw_reuse = 2, loopback only) the 28,232
@@ -325,11 +327,7 @@ pub fn ephemeral_ports(cfg: &Config) -> io::Result<Row> {
     let (defaults, tuned) = both(cfg, &|tuned| Spec {
         id: "s1",
         tuned,
-        label: if tuned {
-            tuned_label("api-node")
-        } else {
-            "kernel defaults".into()
-        },
+        defaults: "kernel defaults",
         profile: "api-node",
         profile_dir: None,
         side: Side::Client,
@@ -407,10 +405,10 @@ pub fn accept_queue(cfg: &Config, legacy: bool) -> io::Result<Row> {
     let (defaults, tuned) = both(cfg, &|tuned| Spec {
         id,
         tuned,
-        label: match (tuned, legacy) {
-            (true, _) => tuned_label("api-node"),
-            (false, false) => "kernel defaults".into(),
-            (false, true) => "somaxconn 128 (the default before Linux 5.4)".into(),
+        defaults: if legacy {
+            "somaxconn 128 (the default before Linux 5.4)"
+        } else {
+            "kernel defaults"
         },
         profile: "api-node",
         profile_dir: None,
@@ -494,11 +492,7 @@ pub fn syn_backlog(cfg: &Config, only_syn_backlog: bool) -> io::Result<Row> {
     let (defaults, tuned) = both(cfg, &|tuned| Spec {
         id: if only_syn_backlog { "s3b" } else { "s3" },
         tuned,
-        label: if tuned {
-            tuned_label(profile)
-        } else {
-            "kernel defaults".into()
-        },
+        defaults: "kernel defaults",
         profile,
         profile_dir: only_syn_backlog.then_some(dir.as_path()),
         side: Side::Server,
@@ -716,11 +710,7 @@ pub fn file_descriptors(cfg: &Config) -> io::Result<Row> {
     let (defaults, tuned) = both(cfg, &|tuned| Spec {
         id: "s4",
         tuned,
-        label: if tuned {
-            tuned_label("lab-nginx-limits")
-        } else {
-            "kernel and systemd defaults".into()
-        },
+        defaults: "kernel and systemd defaults",
         profile: "lab-nginx-limits",
         profile_dir: Some(pdir.as_path()),
         side: Side::Server,
@@ -784,11 +774,7 @@ pub fn time_wait_rate(cfg: &Config) -> io::Result<Row> {
     let (defaults, tuned) = both(cfg, &|tuned| Spec {
         id: "s5",
         tuned,
-        label: if tuned {
-            tuned_label("api-node")
-        } else {
-            "kernel defaults".into()
-        },
+        defaults: "kernel defaults",
         profile: "api-node",
         profile_dir: None,
         side: Side::Client,
@@ -943,11 +929,7 @@ pub fn bbr(cfg: &Config) -> io::Result<Row> {
     let (defaults, tuned) = both(cfg, &|tuned| Spec {
         id: "s6",
         tuned,
-        label: if tuned {
-            tuned_label("api-gateway")
-        } else {
-            "loss-based congestion control, kernel default buffers".into()
-        },
+        defaults: "loss-based congestion control, kernel default buffers",
         profile: "api-gateway",
         profile_dir: None,
         side: Side::Server,
