@@ -27,9 +27,7 @@ const STATS: &[(usize, &str, &str)] = &[
 ];
 
 fn gauge(out: &mut Vec<Family>, name: impl Into<Text>, help: &'static str, v: f64) {
-    let mut f = Family::new(name, help, MetricType::Gauge);
-    f.push(&[], v);
-    out.push(f);
+    out.push(Family::single(name, help, MetricType::Gauge, v));
 }
 
 /// Sums the per-CPU lines of /proc/net/stat/nf_conntrack (the first line is the header).

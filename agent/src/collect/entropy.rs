@@ -39,9 +39,7 @@ impl Collector for Entropy {
             ),
             ("node_entropy_pool_size_bits", "Bits of entropy pool.", pool),
         ] {
-            let mut f = Family::new(name, help, MetricType::Gauge);
-            f.push(&[], v as f64);
-            out.push(f);
+            out.push(Family::single(name, help, MetricType::Gauge, v as f64));
         }
         Ok(())
     }

@@ -44,9 +44,7 @@ impl Collector for Filefd {
                 nr.maximum,
             ),
         ] {
-            let mut f = Family::new(name, help, MetricType::Gauge);
-            f.push(&[], v);
-            out.push(f);
+            out.push(Family::single(name, help, MetricType::Gauge, v));
         }
         Ok(())
     }

@@ -198,9 +198,7 @@ fn render(stats: &Stats, backends: &[Backend], labels: &[&'static str], out: &mu
             stats.outgoing_bytes,
         ),
     ] {
-        let mut f = Family::new(name, help, MetricType::Counter);
-        f.push(&[], v as f64);
-        out.push(f);
+        out.push(Family::single(name, help, MetricType::Counter, v as f64));
     }
     // Sums per label-value key (the values joined by '-', as node_exporter keys its map; the
     // last backend of a key gives the label values).

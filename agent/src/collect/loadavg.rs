@@ -29,9 +29,7 @@ impl Collector for Loadavg {
         .into_iter()
         .enumerate()
         {
-            let mut f = Family::new(name, help, MetricType::Gauge);
-            f.push(&[], v[i]);
-            out.push(f);
+            out.push(Family::single(name, help, MetricType::Gauge, v[i]));
         }
         Ok(())
     }

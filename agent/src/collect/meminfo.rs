@@ -249,9 +249,7 @@ impl Meminfo {
                 match placed[i] {
                     usize::MAX => {
                         placed[i] = out.len();
-                        let mut fam = Family::new(f.name, f.help, MetricType::Gauge);
-                        fam.push(&[], v);
-                        out.push(fam);
+                        out.push(Family::single(f.name, f.help, MetricType::Gauge, v));
                     }
                     at => out[at].samples[0].value = v,
                 }
@@ -275,9 +273,7 @@ impl Meminfo {
             } else {
                 MetricType::Gauge
             };
-            let mut fam = Family::new(name, help, kind);
-            fam.push(&[], v);
-            out.push(fam);
+            out.push(Family::single(name, help, kind, v));
         }
     }
 }

@@ -217,9 +217,7 @@ fn render(s: &ClientStats, out: &mut Vec<Family>) {
             s.rpc[2],
         ),
     ] {
-        let mut f = Family::new(name, help, MetricType::Counter);
-        f.push(&[], v as f64);
-        out.push(f);
+        out.push(Family::single(name, help, MetricType::Counter, v as f64));
     }
     let mut req = Family::new(
         "node_nfs_requests_total",

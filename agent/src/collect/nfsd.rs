@@ -169,9 +169,7 @@ pub fn parse_server(text: &str) -> anyhow::Result<ServerStats> {
 }
 
 fn counter(out: &mut Vec<Family>, name: &'static str, help: &'static str, v: u64) {
-    let mut f = Family::new(name, help, MetricType::Counter);
-    f.push(&[], v as f64);
-    out.push(f);
+    out.push(Family::single(name, help, MetricType::Counter, v as f64));
 }
 
 fn render(s: &ServerStats, out: &mut Vec<Family>) {
@@ -211,20 +209,18 @@ fn render(s: &ServerStats, out: &mut Vec<Family>) {
         "Total NFSd bytes written.",
         s.io[1],
     );
-    let mut f = Family::new(
+    out.push(Family::single(
         "node_nfsd_server_threads",
         "Total number of NFSd kernel threads that are running.",
         MetricType::Gauge,
-    );
-    f.push(&[], s.threads as f64);
-    out.push(f);
-    let mut f = Family::new(
+        s.threads as f64,
+    ));
+    out.push(Family::single(
         "node_nfsd_read_ahead_cache_size_blocks",
         "How large the read ahead cache is in blocks.",
         MetricType::Gauge,
-    );
-    f.push(&[], s.ra_size as f64);
-    out.push(f);
+        s.ra_size as f64,
+    ));
     counter(
         out,
         "node_nfsd_read_ahead_cache_not_found_total",

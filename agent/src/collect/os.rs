@@ -428,13 +428,12 @@ fn render(r: &Release, out: &mut Vec<Family>) {
         out.push(v);
     }
     if let Some(t) = r.support_end_seconds {
-        let mut s = Family::new(
+        out.push(Family::single(
             "node_os_support_end_timestamp_seconds",
             "Metric containing the end-of-life date timestamp of the OS.",
             MetricType::Gauge,
-        );
-        s.push(&[], t as f64);
-        out.push(s);
+            t as f64,
+        ));
     }
 }
 

@@ -91,9 +91,7 @@ impl Collector for Pressure {
             };
             let Some(text) = &files[i].1 else { continue };
             if let Some(v) = total(text, kind) {
-                let mut f = Family::new(*name, *help, MetricType::Counter);
-                f.push(&[], v);
-                out.push(f);
+                out.push(Family::single(*name, *help, MetricType::Counter, v));
             }
         }
         Ok(())

@@ -61,6 +61,18 @@ impl Family {
         }
     }
 
+    /// A family of one series without labels.
+    pub fn single(
+        name: impl Into<Text>,
+        help: impl Into<Text>,
+        kind: MetricType,
+        value: f64,
+    ) -> Self {
+        let mut f = Family::new(name, help, kind);
+        f.push(&[], value);
+        f
+    }
+
     /// Adds a series; labels are given as (name, value) pairs.
     pub fn push(&mut self, labels: &[(&'static str, &str)], value: f64) {
         self.samples.push(Sample {

@@ -19,9 +19,7 @@ struct Sockstat {
 }
 
 fn gauge(out: &mut Vec<Family>, name: String, help: String, v: f64) {
-    let mut f = Family::new(name, help, MetricType::Gauge);
-    f.push(&[], v);
-    out.push(f);
+    out.push(Family::single(name, help, MetricType::Gauge, v));
 }
 
 /// One line: protocol and its key/value pairs.

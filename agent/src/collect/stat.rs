@@ -72,9 +72,7 @@ impl Collector for Stat {
         ];
         for (key, name, help, kind) in rows {
             if let Some(v) = first(key) {
-                let mut f = Family::new(name, help, kind);
-                f.push(&[], v);
-                out.push(f);
+                out.push(Family::single(name, help, kind, v));
             }
         }
         if self.softirq {

@@ -174,9 +174,7 @@ fn render(t: &Timex, out: &mut Vec<Family>) {
         ),
     ];
     for (name, help, kind, v) in fams {
-        let mut f = Family::new(name, help, kind);
-        f.push(&[], v);
-        out.push(f);
+        out.push(Family::single(name, help, kind, v));
     }
 }
 

@@ -25,13 +25,12 @@ impl Collector for Vmstat {
             let Ok(v) = value.parse::<f64>() else {
                 continue;
             };
-            let mut f = Family::new(
+            out.push(Family::single(
                 format!("node_vmstat_{name}"),
                 format!("/proc/vmstat information field {name}."),
                 MetricType::Untyped,
-            );
-            f.push(&[], v);
-            out.push(f);
+                v,
+            ));
         }
         Ok(())
     }

@@ -325,9 +325,7 @@ impl Zfs {
             let mut r = names.reader();
             for (field, v) in rows {
                 if let (_, Some((name, help))) = r.get(field) {
-                    let mut f = Family::new(name, help, MetricType::Untyped);
-                    f.push(&[], v);
-                    out.push(f);
+                    out.push(Family::single(name, help, MetricType::Untyped, v));
                 }
             }
         }

@@ -393,13 +393,12 @@ impl Daemon {
             },
         );
         out.push(reload);
-        let mut ticks = Family::new(
+        out.push(Family::single(
             "nodetune_drift_ticks_total",
             "Drift-loop ticks run since start (one per drift interval while the loop keeps time).",
             MetricType::Counter,
-        );
-        ticks.push(&[], self.drift_ticks as f64);
-        out.push(ticks);
+            self.drift_ticks as f64,
+        ));
         out.extend(self.listener.families());
         out
     }

@@ -98,9 +98,7 @@ mod tests {
     struct Fast(&'static str);
     impl Collector for Fast {
         fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-            let mut f = Family::new(self.0, "h", MetricType::Gauge);
-            f.push(&[], 1.0);
-            out.push(f);
+            out.push(Family::single(self.0, "h", MetricType::Gauge, 1.0));
             Ok(())
         }
     }

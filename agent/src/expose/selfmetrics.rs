@@ -211,11 +211,6 @@ impl SelfMetrics {
 
     fn append(&self, out: &mut Vec<Family>) {
         self.process(out);
-        let one = |name: &'static str, help: &'static str, kind, v: f64| {
-            let mut f = Family::new(name, help, kind);
-            f.push(&[], v);
-            f
-        };
         let mut requests = Family::new(
             "promhttp_metric_handler_requests_total",
             "Total number of scrapes by HTTP status code.",
@@ -225,7 +220,7 @@ impl SelfMetrics {
             requests.push(&[("code", &code.to_string())], *n as f64);
         }
         out.push(requests);
-        out.push(one(
+        out.push(Family::single(
             "promhttp_metric_handler_requests_in_flight",
             "Current number of scrapes being served.",
             MetricType::Gauge,
@@ -246,35 +241,30 @@ impl SelfMetrics {
 
     /// client_golang's process collector; each source that cannot be read is left out.
     fn process(&self, out: &mut Vec<Family>) {
-        let one = |name: &'static str, help: &'static str, kind, v: f64| {
-            let mut f = Family::new(name, help, kind);
-            f.push(&[], v);
-            f
-        };
         // read_text: /proc files report size 0, and the standard reader then reads in small
         // doubling steps (ten reads for net/netstat on every scrape).
         let stat = read_text(&self.proc_self.join("stat")).ok();
         if let Some(s) = stat.as_deref().and_then(parse_stat) {
-            out.push(one(
+            out.push(Family::single(
                 "process_cpu_seconds_total",
                 "Total user and system CPU time spent in seconds.",
                 MetricType::Counter,
                 (s.utime + s.stime) as f64 / USER_HZ,
             ));
-            out.push(one(
+            out.push(Family::single(
                 "process_virtual_memory_bytes",
                 "Virtual memory size in bytes.",
                 MetricType::Gauge,
                 s.vsize as f64,
             ));
-            out.push(one(
+            out.push(Family::single(
                 "process_resident_memory_bytes",
                 "Resident memory size in bytes.",
                 MetricType::Gauge,
                 s.rss as f64 * self.page_size,
             ));
             if let Some(t) = self.start_time {
-                out.push(one(
+                out.push(Family::single(
                     "process_start_time_seconds",
                     "Start time of the process since unix epoch in seconds.",
                     MetricType::Gauge,
@@ -284,7 +274,7 @@ impl SelfMetrics {
         }
         let real_proc = self.proc_self.starts_with("/proc");
         if let Some(n) = open_fds(&self.proc_self.join("fd"), real_proc) {
-            out.push(one(
+            out.push(Family::single(
                 "process_open_fds",
                 "Number of open file descriptors.",
                 MetricType::Gauge,
@@ -292,13 +282,13 @@ impl SelfMetrics {
             ));
         }
         if let (Some(nofile), Some(vm)) = (soft_limit(Limit::Files), soft_limit(Limit::Memory)) {
-            out.push(one(
+            out.push(Family::single(
                 "process_max_fds",
                 "Maximum number of open file descriptors.",
                 MetricType::Gauge,
                 nofile,
             ));
-            out.push(one(
+            out.push(Family::single(
                 "process_virtual_memory_max_bytes",
                 "Maximum amount of virtual memory available in bytes.",
                 MetricType::Gauge,
@@ -307,13 +297,13 @@ impl SelfMetrics {
         }
         let netstat = read_text(&self.proc_self.join("net/netstat")).ok();
         if let Some((inb, outb)) = netstat.as_deref().and_then(parse_netstat_octets) {
-            out.push(one(
+            out.push(Family::single(
                 "process_network_receive_bytes_total",
                 "Number of bytes received by the process over the network.",
                 MetricType::Counter,
                 inb,
             ));
-            out.push(one(
+            out.push(Family::single(
                 "process_network_transmit_bytes_total",
                 "Number of bytes sent by the process over the network.",
                 MetricType::Counter,

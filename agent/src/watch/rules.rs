@@ -802,9 +802,7 @@ pub fn input_families(snap: &Snapshot) -> Vec<Family> {
         (&TCP_MEMORY_COUNTERS[0], "Statistic TcpExtTCPMemoryPressures (times TCP entered memory pressure), as nodetune's alert rules read it."),
     ] {
         if let Some(v) = (c.get)(snap) {
-            let mut f = Family::new(c.metric, help, MetricType::Counter);
-            f.push(&[], v as f64);
-            out.push(f);
+            out.push(Family::single(c.metric, help, MetricType::Counter, v as f64));
         }
     }
     out

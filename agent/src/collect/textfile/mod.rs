@@ -160,13 +160,12 @@ impl Collector for Textfile {
             mtimes.push(&[("file", path)], *secs);
         }
         out.push(mtimes);
-        let mut e = Family::new(
+        out.push(Family::single(
             "node_textfile_scrape_error",
             "1 if there was an error opening or reading a file, 0 otherwise",
             MetricType::Gauge,
-        );
-        e.push(&[], if found.error { 1.0 } else { 0.0 });
-        out.push(e);
+            if found.error { 1.0 } else { 0.0 },
+        ));
         Ok(())
     }
 }
