@@ -168,16 +168,7 @@ fn read_host(dir: &Path, name: String) -> anyhow::Result<Host> {
 
 /// Reads /sys/class/fc_host; `Ok(None)` when it does not exist.
 pub fn read(dir: &Path) -> anyhow::Result<Option<Vec<Host>>> {
-    let entries = match util::read_dir_sorted(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
-    entries
-        .into_iter()
-        .map(|e| read_host(&e.path, e.name))
-        .collect::<anyhow::Result<Vec<_>>>()
-        .map(Some)
+    util::read_class(dir, |_| true, read_host)
 }
 
 fn render(hosts: &[Host], out: &mut Vec<Family>) {

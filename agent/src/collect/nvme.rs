@@ -93,16 +93,7 @@ fn read_device(dir: &Path, name: String) -> anyhow::Result<Device> {
 
 /// Reads /sys/class/nvme; `Ok(None)` when it does not exist.
 pub fn read(dir: &Path) -> anyhow::Result<Option<Vec<Device>>> {
-    let entries = match util::read_dir_sorted(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
-    entries
-        .into_iter()
-        .map(|e| read_device(&e.path, e.name))
-        .collect::<anyhow::Result<Vec<_>>>()
-        .map(Some)
+    util::read_class(dir, |_| true, read_device)
 }
 
 fn render(devices: &[Device], out: &mut Vec<Family>) {

@@ -214,17 +214,11 @@ fn read_supply(dir: &Path, name: String) -> anyhow::Result<Supply> {
 /// Reads /sys/class/power_supply, leaving out the supplies `ignored` matches; `Ok(None)`
 /// when the class does not exist.
 pub fn read(dir: &Path, ignored: Option<&Regex>) -> anyhow::Result<Option<Vec<Supply>>> {
-    let entries = match util::read_dir_sorted(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
-    entries
-        .into_iter()
-        .filter(|e| !ignored.is_some_and(|r| r.is_match(&e.name)))
-        .map(|e| read_supply(&e.path, e.name))
-        .collect::<anyhow::Result<Vec<_>>>()
-        .map(Some)
+    util::read_class(
+        dir,
+        |name| !ignored.is_some_and(|r| r.is_match(name)),
+        read_supply,
+    )
 }
 
 fn render(supplies: &[Supply], out: &mut Vec<Family>) {

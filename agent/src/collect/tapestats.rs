@@ -149,17 +149,11 @@ fn read_tape(dir: &Path, name: String) -> anyhow::Result<Tape> {
 /// Reads /sys/class/scsi_tape, leaving out the drives `ignored` matches; `Ok(None)` when
 /// the class does not exist.
 pub fn read(dir: &Path, ignored: Option<&Regex>) -> anyhow::Result<Option<Vec<Tape>>> {
-    let entries = match util::read_dir_sorted(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
-    entries
-        .into_iter()
-        .filter(|e| is_tape(&e.name) && !ignored.is_some_and(|r| r.is_match(&e.name)))
-        .map(|e| read_tape(&e.path, e.name))
-        .collect::<anyhow::Result<Vec<_>>>()
-        .map(Some)
+    util::read_class(
+        dir,
+        |name| is_tape(name) && !ignored.is_some_and(|r| r.is_match(name)),
+        read_tape,
+    )
 }
 
 fn render(tapes: &[Tape], out: &mut Vec<Family>) {

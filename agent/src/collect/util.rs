@@ -274,6 +274,26 @@ impl DirItem {
     }
 }
 
+/// The entries of a sysfs class directory that `keep` admits, each read by `read` (path and
+/// name), in name order; `Ok(None)` when the class does not exist.
+pub fn read_class<T>(
+    dir: &Path,
+    keep: impl Fn(&str) -> bool,
+    read: impl Fn(&Path, String) -> anyhow::Result<T>,
+) -> anyhow::Result<Option<Vec<T>>> {
+    let entries = match read_dir_sorted(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    entries
+        .into_iter()
+        .filter(|e| keep(&e.name))
+        .map(|e| read(&e.path, e.name))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map(Some)
+}
+
 /// A directory's entries sorted by name, as Go's `os.ReadDir` gives them.
 pub fn read_dir_sorted(dir: &Path) -> std::io::Result<Vec<DirItem>> {
     let mut entries = std::fs::read_dir(dir)?.collect::<std::io::Result<Vec<_>>>()?;
