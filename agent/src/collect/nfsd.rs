@@ -54,43 +54,13 @@ const V4_OPS: [&str; 40] = [
     "RelLockOwner",
 ];
 
-/// The v4 operations node_exporter exports (not the unused ones, PutPubFH or PutRootFH).
-const V4_EXPORTED: [&str; 35] = [
-    "Access",
-    "Close",
-    "Commit",
-    "Create",
-    "DelegPurge",
-    "DelegReturn",
-    "GetAttr",
-    "GetFH",
-    "Link",
-    "Lock",
-    "Lockt",
-    "Locku",
-    "Lookup",
-    "LookupRoot",
-    "Nverify",
-    "Open",
-    "OpenAttr",
-    "OpenConfirm",
-    "OpenDgrd",
-    "PutFH",
-    "Read",
-    "ReadDir",
-    "ReadLink",
-    "Remove",
-    "Rename",
-    "Renew",
-    "RestoreFH",
-    "SaveFH",
-    "SecInfo",
-    "SetAttr",
-    "SetClientID",
-    "SetClientIDConfirm",
-    "Verify",
-    "Write",
-    "RelLockOwner",
+/// The v4 operations node_exporter leaves out of node_nfsd_requests_total.
+const V4_NOT_EXPORTED: [&str; 5] = [
+    "Op0Unused",
+    "Op1Unused",
+    "Op2Future",
+    "PutPubFH",
+    "PutRootFH",
 ];
 
 /// /proc/net/rpc/nfsd.
@@ -267,14 +237,11 @@ fn render(s: &ServerStats, out: &mut Vec<Family>) {
             req.push(&[("proto", proto), ("method", m)], *v as f64);
         }
     }
-    for m in V4_EXPORTED {
-        let v = V4_OPS
-            .iter()
-            .position(|o| *o == m)
-            .and_then(|i| s.v4ops.get(i))
-            .copied()
-            .unwrap_or(0);
-        req.push(&[("proto", "4"), ("method", m)], v as f64);
+    for (i, m) in V4_OPS.iter().enumerate() {
+        if !V4_NOT_EXPORTED.contains(m) {
+            let v = s.v4ops.get(i).copied().unwrap_or(0);
+            req.push(&[("proto", "4"), ("method", m)], v as f64);
+        }
     }
     req.push(
         &[("proto", "4"), ("method", "WdelegGetattr")],
