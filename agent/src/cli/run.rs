@@ -149,7 +149,7 @@ pub fn main(a: &Args) -> anyhow::Result<i32> {
         max_requests,
         max_connections,
         web,
-        exporter_metrics: (!disable_exporter_metrics).then(SelfMetrics::new),
+        exporter_metrics: (!disable_exporter_metrics).then(|| SelfMetrics::new(&a.collect.procfs)),
         extra: Some(Arc::new(move || {
             let mut fams = extra_daemon
                 .lock()

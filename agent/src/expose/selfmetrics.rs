@@ -7,7 +7,8 @@
 //!   100 Hz, pages × page size), open descriptors from `fd` (its size on Linux ≥ 6.2, else a
 //!   count of its entries), the soft `RLIMIT_NOFILE` and `RLIMIT_AS` (what `limits` shows),
 //!   and `IpExt` `InOctets`/`OutOctets` from `net/netstat` (client_golang's
-//!   `process_network_*`: the counters of the process's network namespace). The start time
+//!   `process_network_*`: the counters of the process's network namespace; taken from the
+//!   scrape's netstat collector when it reads the real /proc, the same file). The start time
 //!   (boot time + start ticks) cannot change: computed once. As there, a source that cannot
 //!   be read leaves its families out, silently.
 //! - promhttp's handler instrumentation: `promhttp_metric_handler_requests_total{code}` (200,
@@ -141,6 +142,10 @@ pub struct SelfMetrics {
     /// Responses by status code, in the order first seen.
     codes: Mutex<Vec<(u16, u64)>>,
     gathering_errors: AtomicU64,
+    /// The scrape's netstat collector reads the real `/proc/net/netstat`, which is this
+    /// process's `net/netstat` (`/proc/net` links to `self/net`): its `IpExt` octets are
+    /// taken from the scrape rather than generating the kernel's 400 counters twice.
+    octets_in_scrape: bool,
 }
 
 /// One request being served by the metrics handler: in flight until dropped.
@@ -164,13 +169,21 @@ impl Drop for InFlight {
 }
 
 impl SelfMetrics {
-    /// For this process.
-    pub fn new() -> Arc<SelfMetrics> {
-        Self::at(Path::new("/proc/self"), Path::new("/proc/stat"))
+    /// For this process; `procfs` is the collectors' `--path.procfs`.
+    pub fn new(procfs: &Path) -> Arc<SelfMetrics> {
+        Self::build(
+            Path::new("/proc/self"),
+            Path::new("/proc/stat"),
+            procfs == Path::new("/proc"),
+        )
     }
 
     /// For the process whose /proc directory is `proc_self`, booted at /proc/stat's `btime`.
     pub fn at(proc_self: &Path, proc_stat: &Path) -> Arc<SelfMetrics> {
+        Self::build(proc_self, proc_stat, false)
+    }
+
+    fn build(proc_self: &Path, proc_stat: &Path, octets_in_scrape: bool) -> Arc<SelfMetrics> {
         let read = |p: &Path| read_text(p).ok();
         let btime = read(proc_stat).as_deref().and_then(parse_btime);
         let stat = read(&proc_self.join("stat"))
@@ -187,6 +200,7 @@ impl SelfMetrics {
             in_flight: AtomicI64::new(0),
             codes: Mutex::new(vec![(200, 0), (500, 0), (503, 0)]),
             gathering_errors: AtomicU64::new(0),
+            octets_in_scrape,
         })
     }
 
@@ -295,8 +309,14 @@ impl SelfMetrics {
                 vm,
             ));
         }
-        let netstat = read_text(&self.proc_self.join("net/netstat")).ok();
-        if let Some((inb, outb)) = netstat.as_deref().and_then(parse_netstat_octets) {
+        let octets = match self.octets_in_scrape.then(|| scraped_octets(out)).flatten() {
+            Some(v) => Some(v),
+            None => read_text(&self.proc_self.join("net/netstat"))
+                .ok()
+                .as_deref()
+                .and_then(parse_netstat_octets),
+        };
+        if let Some((inb, outb)) = octets {
             out.push(Family::single(
                 "process_network_receive_bytes_total",
                 "Number of bytes received by the process over the network.",
@@ -311,6 +331,19 @@ impl SelfMetrics {
             ));
         }
     }
+}
+
+/// `IpExt` `InOctets` and `OutOctets` as the netstat collector gave them in this scrape; None
+/// when it did not run or its field filter left them out.
+fn scraped_octets(fams: &[Family]) -> Option<(f64, f64)> {
+    let value = |name: &str| {
+        let f = fams.iter().find(|f| f.name == name)?;
+        Some(f.samples.first()?.value)
+    };
+    Some((
+        value("node_netstat_IpExt_InOctets")?,
+        value("node_netstat_IpExt_OutOctets")?,
+    ))
 }
 
 /// Open descriptors: on the real /proc the size of the fd directory where the kernel reports
@@ -451,8 +484,33 @@ mod tests {
     }
 
     #[test]
+    fn network_octets_from_the_scrapes_netstat() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = dir.path().join("self");
+        std::fs::create_dir_all(me.join("net")).unwrap();
+        std::fs::write(
+            me.join("net/netstat"),
+            "IpExt: InOctets OutOctets\nIpExt: 10 20\n",
+        )
+        .unwrap();
+        let m = SelfMetrics::build(&me, &dir.path().join("stat"), true);
+        let netstat = |name, v| Family::single(name, "h", MetricType::Counter, v);
+        let fams = m.gather(vec![
+            netstat("node_netstat_IpExt_InOctets", 7.0),
+            netstat("node_netstat_IpExt_OutOctets", 8.0),
+        ]);
+        let v = |f: &[Family], n| value(f, n, None);
+        assert_eq!(v(&fams, "process_network_receive_bytes_total"), Some(7.0));
+        assert_eq!(v(&fams, "process_network_transmit_bytes_total"), Some(8.0));
+        // Without them in the scrape (netstat off, or its fields filtered), the file is read.
+        let fams = m.gather(vec![netstat("node_netstat_IpExt_InOctets", 7.0)]);
+        assert_eq!(v(&fams, "process_network_receive_bytes_total"), Some(10.0));
+        assert_eq!(v(&fams, "process_network_transmit_bytes_total"), Some(20.0));
+    }
+
+    #[test]
     fn this_process() {
-        let m = SelfMetrics::new();
+        let m = SelfMetrics::new(Path::new("/proc"));
         let fams = m.gather(Vec::new());
         let v = |n| value(&fams, n, None).unwrap_or_else(|| panic!("{n}"));
         assert!(v("process_resident_memory_bytes") > 1e6);
@@ -485,7 +543,7 @@ mod tests {
 
     #[test]
     fn promhttp_counters() {
-        let m = SelfMetrics::new();
+        let m = SelfMetrics::new(Path::new("/proc"));
         let first = m.begin();
         // The scrape being served counts itself in flight, not yet in the totals.
         let fams = m.gather(Vec::new());
