@@ -72,7 +72,9 @@ pub struct Throttles {
 /// The CPU directories are listed on every read; while the listing stays the same, each CPU's
 /// topology (fixed for the life of a logical CPU) is known and its counters are held open
 /// ([`Attr`]). A CPU taken offline loses its topology and thermal_throttle directories (a
-/// held counter then fails to read): its topology is read again once it reads back.
+/// held counter then fails to read): its topology is read again once it reads back. A CPU
+/// whose topology reads but whose counters are not there (VMs, AMD CPUs) is not looked at
+/// again until the listing changes: two failing opens per CPU per scrape otherwise.
 pub struct ThrottleReader {
     cpus: Mutex<CpuDirs>,
 }
@@ -105,17 +107,38 @@ struct Topology {
     package_count: Option<Option<Attr>>,
 }
 
-/// Reads a lazily opened counter; `None` when it does not read. A counter that fails to read
-/// (its CPU went offline) is opened again next time.
-fn read_counter(slot: &mut Option<Option<Attr>>, path: impl FnOnce() -> PathBuf) -> Option<u64> {
-    let attr = slot
-        .get_or_insert_with(|| Attr::open(&path()).ok())
-        .as_ref()?;
-    let v = attr.number(&mut [0u8; 128]);
-    if v.is_none() {
-        *slot = None;
+/// What reading a throttle counter gave.
+enum Counter {
+    Value(u64),
+    /// The file is not there while the CPU's topology is (no thermal_throttle on VMs and AMD
+    /// CPUs): not looked for again while the CPU list stays the same.
+    Absent,
+    /// It did not read (the CPU went offline): opened again next time.
+    Failed,
+}
+
+/// Reads a lazily opened counter. `slot` is None until first tried, `Some(None)` when the
+/// file is absent.
+fn read_counter(slot: &mut Option<Option<Attr>>, path: impl FnOnce() -> PathBuf) -> Counter {
+    let attr = match slot {
+        Some(Some(attr)) => attr,
+        Some(None) => return Counter::Absent,
+        None => match Attr::open(&path()) {
+            Ok(attr) => slot.insert(Some(attr)).as_ref().expect("just set"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                *slot = Some(None);
+                return Counter::Absent;
+            }
+            Err(_) => return Counter::Failed,
+        },
+    };
+    match attr.number(&mut [0u8; 128]) {
+        Some(v) => Counter::Value(v),
+        None => {
+            *slot = None;
+            Counter::Failed
+        }
     }
-    v
 }
 
 impl ThrottleReader {
@@ -202,24 +225,26 @@ impl CpuDirs {
                 match read_counter(&mut topo.core_count, || {
                     c.dir.join("thermal_throttle/core_throttle_count")
                 }) {
-                    Some(v) => {
+                    Counter::Value(v) => {
                         e.insert(v);
                     }
-                    None => failed = true,
+                    Counter::Absent => {}
+                    Counter::Failed => failed = true,
                 }
             }
             if let Entry::Vacant(e) = t.packages.entry(pkg) {
                 match read_counter(&mut topo.package_count, || {
                     c.dir.join("thermal_throttle/package_throttle_count")
                 }) {
-                    Some(v) => {
+                    Counter::Value(v) => {
                         e.insert(v);
                     }
-                    None => failed = true,
+                    Counter::Absent => {}
+                    Counter::Failed => failed = true,
                 }
             }
             if failed {
-                // Offline, or never had the counters: the topology is read again next time.
+                // Offline: the topology is read again next time.
                 c.topo = None;
             }
         }
@@ -782,6 +807,40 @@ mod tests {
         // Without /proc/stat the collector fails (success 0).
         std::fs::remove_file(r.join("proc/stat")).unwrap();
         assert!(c.collect(&mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn absent_throttle_counters_are_not_looked_for_again() {
+        // A VM or an AMD CPU: topology but no thermal_throttle directory.
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        write(r, "proc/stat", "cpu0 1 2 3 4 5 6 7 8 9 10\n");
+        write(
+            r,
+            "sys/devices/system/cpu/cpu0/topology/physical_package_id",
+            "0\n",
+        );
+        write(r, "sys/devices/system/cpu/cpu0/topology/core_id", "0\n");
+        let c = build(&opts(r, &[])).unwrap();
+        let throttles = |c: &dyn Collector| {
+            let mut out = Vec::new();
+            c.collect(&mut out).unwrap();
+            series(&out, "node_cpu_core_throttles_total")
+        };
+        assert!(throttles(c.as_ref()).is_empty());
+        // Not probed again on later scrapes of the same CPU list...
+        write(
+            r,
+            "sys/devices/system/cpu/cpu0/thermal_throttle/core_throttle_count",
+            "5\n",
+        );
+        assert!(throttles(c.as_ref()).is_empty());
+        // ...until the list changes (a CPU added or removed).
+        std::fs::create_dir_all(r.join("sys/devices/system/cpu/cpu1")).unwrap();
+        assert_eq!(
+            throttles(c.as_ref()),
+            vec![("package=0,core=0".to_string(), 5.0)]
+        );
     }
 
     #[test]
