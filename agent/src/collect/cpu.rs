@@ -120,17 +120,15 @@ enum Counter {
 /// Reads a lazily opened counter. `slot` is None until first tried, `Some(None)` when the
 /// file is absent.
 fn read_counter(slot: &mut Option<Option<Attr>>, path: impl FnOnce() -> PathBuf) -> Counter {
-    let attr = match slot {
-        Some(Some(attr)) => attr,
-        Some(None) => return Counter::Absent,
-        None => match Attr::open(&path()) {
-            Ok(attr) => slot.insert(Some(attr)).as_ref().expect("just set"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                *slot = Some(None);
-                return Counter::Absent;
-            }
+    if slot.is_none() {
+        match Attr::open(&path()) {
+            Ok(attr) => *slot = Some(Some(attr)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => *slot = Some(None),
             Err(_) => return Counter::Failed,
-        },
+        }
+    }
+    let Some(Some(attr)) = slot else {
+        return Counter::Absent;
     };
     match attr.number(&mut [0u8; 128]) {
         Some(v) => Counter::Value(v),
