@@ -76,19 +76,18 @@ impl Collector for ListenQueue {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         let all = read()?;
         let ratio = all.iter().filter_map(Listener::fill).fold(0.0, f64::max);
-        let mut r = Family::new(
+        out.push(Family::single(
             "nodetune_listen_queue_max_ratio",
             "Fullest TCP accept queue: queued connections / the listener's backlog limit.",
             MetricType::Gauge,
-        );
-        r.push(&[], ratio);
-        let mut n = Family::new(
+            ratio,
+        ));
+        out.push(Family::single(
             "nodetune_listen_sockets",
             "Listening TCP sockets.",
             MetricType::Gauge,
-        );
-        n.push(&[], all.len() as f64);
-        out.extend([r, n]);
+            all.len() as f64,
+        ));
         Ok(())
     }
 }

@@ -179,13 +179,12 @@ impl Collector for Netstat {
                 if !fields_wanted.is_match(&key) {
                     continue;
                 }
-                let mut f = Family::new(
+                mine.push(Family::single(
                     format!("node_netstat_{key}"),
                     format!("Statistic {proto}{field}."),
                     MetricType::Untyped,
-                );
-                f.push(&[], v);
-                mine.push(f);
+                    v,
+                ));
             }
         }
         // A field named twice for one protocol (never by the kernel): the last value wins,

@@ -140,38 +140,27 @@ struct Selinux {
 impl Collector for Selinux {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         let on = self.on.get_or_init(|| enabled(&self.paths, &is_selinuxfs));
-        let mut en = Family::new(
+        out.push(Family::single(
             "node_selinux_enabled",
             "SELinux is enabled, 1 is true, 0 is false",
             MetricType::Gauge,
-        );
+            if on.is_some() { 1.0 } else { 0.0 },
+        ));
         let Some(mnt) = on else {
-            en.push(&[], 0.0);
-            out.push(en);
             return Ok(());
         };
-        en.push(&[], 1.0);
-        out.push(en);
-        let mut cfg = Family::new(
+        out.push(Family::single(
             "node_selinux_config_mode",
             "Configured SELinux enforcement mode",
             MetricType::Gauge,
-        );
-        cfg.push(
-            &[],
             config_mode(&std::fs::read(&self.paths.config).unwrap_or_default()),
-        );
-        out.push(cfg);
-        let mut cur = Family::new(
+        ));
+        out.push(Family::single(
             "node_selinux_current_mode",
             "Current SELinux enforcement mode",
             MetricType::Gauge,
-        );
-        cur.push(
-            &[],
             current_mode(util::read_bytes(&mnt.join("enforce")).ok().as_deref()),
-        );
-        out.push(cur);
+        ));
         Ok(())
     }
 }

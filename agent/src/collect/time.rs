@@ -28,12 +28,12 @@ fn zone(now: i64) -> (String, f64) {
 impl Collector for Time {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
-        let mut t = Family::new(
+        let t = Family::single(
             "node_time_seconds",
             "System time in seconds since epoch (1970).",
             MetricType::Gauge,
+            now,
         );
-        t.push(&[], now);
         let (name, offset) = zone(now as i64);
         let mut z = Family::new(
             "node_time_zone_offset_seconds",

@@ -309,13 +309,14 @@ impl SelfMetrics {
                 vm,
             ));
         }
-        let octets = match self.octets_in_scrape.then(|| scraped_octets(out)).flatten() {
-            Some(v) => Some(v),
-            None => read_text(&self.proc_self.join("net/netstat"))
-                .ok()
-                .as_deref()
-                .and_then(parse_netstat_octets),
-        };
+        let octets = self
+            .octets_in_scrape
+            .then(|| scraped_octets(out))
+            .flatten()
+            .or_else(|| {
+                let text = read_text(&self.proc_self.join("net/netstat")).ok()?;
+                parse_netstat_octets(&text)
+            });
         if let Some((inb, outb)) = octets {
             out.push(Family::single(
                 "process_network_receive_bytes_total",
