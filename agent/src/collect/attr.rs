@@ -1,4 +1,5 @@
-//! Per-device attributes kept open between scrapes, and directory listings compared cheaply.
+//! Per-device attributes and /proc tables kept open between scrapes, and directory listings
+//! compared cheaply.
 //!
 //! A big host has hundreds of CPUs, sensors and NICs, each with a handful of sysfs attributes
 //! read on every scrape. Opening, reading and closing each one is three system calls and a
@@ -141,6 +142,150 @@ impl Drop for Attr {
             HELD.fetch_sub(1, Ordering::Relaxed);
         }
     }
+}
+
+/// A whole file read on every scrape (a /proc table, a sysctl): held open like an [`Attr`]
+/// and read again from offset 0 to its end. This saves the open, the close and the path walk,
+/// and the kernel keeps the seq_file buffer it grew for the file's size (/proc/net/netstat
+/// outgrows the first 4 kB page, so a fresh open prints it twice).
+///
+/// procfs and sysfs regenerate the text on each read from 0; a file they removed answers
+/// ENODEV (or ENOENT, ESTALE, ESRCH) and is opened again by its path. Any other file (a
+/// fixture tree) may be rewritten by rename or removed between scrapes: before each read its
+/// link count is checked (an fstat, no path walk), and an unlinked file is opened again.
+pub struct HeldFile {
+    path: PathBuf,
+    state: std::sync::Mutex<HeldState>,
+}
+
+#[derive(Default)]
+struct HeldState {
+    open: Option<Opened>,
+    /// Length of the last read, to size the next read's buffer (a big count costs the
+    /// kernel a big zeroed buffer for sysctls).
+    last: usize,
+}
+
+struct Opened {
+    file: File,
+    /// procfs or sysfs: its files are regenerated, never replaced.
+    kernel: bool,
+    /// Counted against the budget; if not, it is closed after each read.
+    held: bool,
+}
+
+impl Opened {
+    fn open(path: &Path) -> std::io::Result<Opened> {
+        let file = File::open(path)?;
+        // SAFETY: fstatfs writes only the struct passed in; the descriptor is open.
+        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+        let kernel = unsafe { libc::fstatfs(file.as_raw_fd(), &mut fs) } == 0
+            && [libc::PROC_SUPER_MAGIC, libc::SYSFS_MAGIC].contains(&fs.f_type);
+        let budget = budget();
+        let held = HELD
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < budget).then_some(n + 1)
+            })
+            .is_ok();
+        Ok(Opened { file, kernel, held })
+    }
+
+    /// A fixture file replaced by rename or removed: its path now names another file, or none.
+    fn unlinked(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        !self.kernel && self.file.metadata().is_ok_and(|m| m.nlink() == 0)
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        if self.held {
+            HELD.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Errors of a held file whose kernel object went away: open the path again.
+fn gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENODEV | libc::ENOENT | libc::ESTALE | libc::ESRCH)
+    )
+}
+
+impl HeldFile {
+    /// A file to read on every scrape; nothing is opened yet.
+    pub fn new(path: PathBuf) -> HeldFile {
+        HeldFile {
+            path,
+            state: Default::default(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The whole file, as `util::read_bytes` reads it (`NotFound` when it does not exist).
+    pub fn bytes(&self) -> std::io::Result<Vec<u8>> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let st = &mut *st;
+        if st.open.as_ref().is_some_and(Opened::unlinked) {
+            st.open = None;
+        }
+        let reused = st.open.is_some();
+        let opened = match st.open.take() {
+            Some(o) => o,
+            None => Opened::open(&self.path)?,
+        };
+        let (opened, data) = match read_to_end(&opened.file, st.last) {
+            Err(e) if reused && gone(&e) => {
+                drop(opened);
+                let fresh = Opened::open(&self.path)?;
+                let data = read_to_end(&fresh.file, st.last);
+                (fresh, data)
+            }
+            r => (opened, r),
+        };
+        if opened.held {
+            st.open = Some(opened);
+        }
+        let data = data?;
+        st.last = data.len();
+        Ok(data)
+    }
+
+    /// [`HeldFile::bytes`] as UTF-8 text (`InvalidData` if it is not), as `util::read_text`.
+    pub fn text(&self) -> std::io::Result<String> {
+        String::from_utf8(self.bytes()?)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
+    }
+
+    /// [`HeldFile::text`] with the path in the error, as `util::read`.
+    pub fn read(&self) -> anyhow::Result<String> {
+        use anyhow::Context;
+        self.text()
+            .with_context(|| format!("reading {}", self.path.display()))
+    }
+}
+
+/// Reads `f` from offset 0 to its end, into a buffer sized for `last` bytes and a margin.
+fn read_to_end(f: &File, last: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0; (last + last / 8 + 128).next_multiple_of(64)];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read_at(&mut buf[len..], len as u64) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
 }
 
 /// A directory listed on every scrape: held open, rewound and read with `getdents64`, which
@@ -316,6 +461,68 @@ mod tests {
         let dir = Attr::open(d.path()).unwrap();
         let e = dir.read(&mut buf).unwrap_err();
         assert!(!e.at_open && e.read_errno(libc::EISDIR));
+    }
+
+    #[test]
+    fn held_files_read_whole_and_follow_rewrites_renames_and_removal() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("table");
+        let big: String = (0..3000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&p, &big).unwrap();
+        let f = HeldFile::new(p.clone());
+        assert_eq!(f.text().unwrap(), big);
+        // Held (a plain file, checked for renames before each read).
+        assert!(f
+            .state
+            .lock()
+            .unwrap()
+            .open
+            .as_ref()
+            .is_some_and(|o| !o.kernel && o.held));
+        // Rewritten in place, shorter: the held file reads the new end.
+        std::fs::write(&p, "short\n").unwrap();
+        assert_eq!(f.text().unwrap(), "short\n");
+        // Replaced by rename: the old file is unlinked, the path is opened again.
+        let tmp = d.path().join("tmp");
+        std::fs::write(&tmp, "renamed\n").unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+        assert_eq!(f.text().unwrap(), "renamed\n");
+        // Removed: NotFound, and found again once it is back.
+        std::fs::remove_file(&p).unwrap();
+        assert!(f
+            .bytes()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound));
+        std::fs::write(&p, "back\n").unwrap();
+        assert_eq!(f.text().unwrap(), "back\n");
+        // Not UTF-8: an error with the path, as util::read.
+        std::fs::write(&p, [0xff, 0xfe]).unwrap();
+        assert!(f.bytes().is_ok());
+        assert!(format!("{:#}", f.read().unwrap_err()).contains("table"));
+    }
+
+    #[test]
+    fn held_proc_files_are_regenerated_on_each_read() {
+        // This thread's name, renamed between two reads through one held descriptor.
+        let rename = |name: &std::ffi::CStr| {
+            // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+            assert_eq!(unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) }, 0);
+        };
+        let f = HeldFile::new("/proc/thread-self/comm".into());
+        rename(c"held-before");
+        assert_eq!(f.text().unwrap(), "held-before\n");
+        assert!(f
+            .state
+            .lock()
+            .unwrap()
+            .open
+            .as_ref()
+            .is_some_and(|o| o.kernel && o.held));
+        rename(c"held-after");
+        assert_eq!(f.text().unwrap(), "held-after\n");
+        // A sysctl (a procfs file that is not a seq_file) reads from 0 each time too.
+        let s = HeldFile::new("/proc/sys/kernel/ostype".into());
+        assert_eq!(s.text().unwrap(), "Linux\n");
+        assert_eq!(s.text().unwrap(), "Linux\n");
     }
 
     #[test]

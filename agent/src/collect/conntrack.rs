@@ -4,14 +4,15 @@
 //! columns; search_restart only in the 17th, else 0), so kernels that renamed unused columns
 //! (searched → clashres, delete_list → chainlength) read the same.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 
-use super::{util, Collector, Family, MetricType, Options, Text};
+use super::attr::HeldFile;
+use super::{Collector, Family, MetricType, Options, Text};
 
 struct Conntrack {
-    procfs: PathBuf,
+    files: Files,
 }
 
 /// (column, name, help).
@@ -75,29 +76,55 @@ impl Table {
 /// Reads the table's size and limit and its statistics. Without the module the size and
 /// limit are absent: an error (no data).
 pub fn read(procfs: &Path) -> anyhow::Result<Table> {
-    let num = |file: &str| {
-        let path = procfs.join("sys/net/netfilter").join(file);
-        util::read_num(&path).with_context(|| format!("reading {}", path.display()))
-    };
-    let (entries, limit) = (num("nf_conntrack_count")?, num("nf_conntrack_max")?);
-    let path = procfs.join("net/stat/nf_conntrack");
-    let stats = match util::read_text(&path) {
-        Ok(text) => Some(sum_stats(&text).with_context(|| format!("parsing {}", path.display()))?),
-        // node_exporter still exports the table size then (and flags the scrape); the size
-        // and limit matter most, so keep them and report success.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    Ok(Table {
-        entries,
-        limit,
-        stats,
-    })
+    Files::new(procfs).read()
+}
+
+/// The table's three files, held open by the collector.
+struct Files {
+    count: HeldFile,
+    max: HeldFile,
+    stats: HeldFile,
+}
+
+impl Files {
+    fn new(procfs: &Path) -> Files {
+        let sysctl = procfs.join("sys/net/netfilter");
+        Files {
+            count: HeldFile::new(sysctl.join("nf_conntrack_count")),
+            max: HeldFile::new(sysctl.join("nf_conntrack_max")),
+            stats: HeldFile::new(procfs.join("net/stat/nf_conntrack")),
+        }
+    }
+
+    fn read(&self) -> anyhow::Result<Table> {
+        let num = |file: &HeldFile| {
+            file.text()
+                .ok()
+                .and_then(|t| t.trim().parse::<f64>().ok())
+                .with_context(|| format!("reading {}", file.path().display()))
+        };
+        let (entries, limit) = (num(&self.count)?, num(&self.max)?);
+        let path = self.stats.path();
+        let stats = match self.stats.text() {
+            Ok(text) => {
+                Some(sum_stats(&text).with_context(|| format!("parsing {}", path.display()))?)
+            }
+            // node_exporter still exports the table size then (and flags the scrape); the size
+            // and limit matter most, so keep them and report success.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        Ok(Table {
+            entries,
+            limit,
+            stats,
+        })
+    }
 }
 
 impl Collector for Conntrack {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let t = read(&self.procfs)?;
+        let t = self.files.read()?;
         gauge(
             out,
             "node_nf_conntrack_entries",
@@ -127,7 +154,7 @@ impl Collector for Conntrack {
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Conntrack {
-        procfs: opts.procfs.clone(),
+        files: Files::new(&opts.procfs),
     }))
 }
 
@@ -148,7 +175,7 @@ mod tests {
             std::fs::write(p, t).unwrap();
         }
         let c = Conntrack {
-            procfs: d.path().to_path_buf(),
+            files: Files::new(d.path()),
         };
         let mut out = Vec::new();
         c.collect(&mut out)?;

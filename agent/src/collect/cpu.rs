@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use anyhow::Context;
 use regex::Regex;
 
-use super::attr::{Attr, Dir, Listing};
+use super::attr::{Attr, Dir, HeldFile, Listing};
 use super::{util, Collector, Family, MetricType, Options};
 
 /// Columns after `cpuN` in /proc/stat: user nice system idle iowait irq softirq steal guest
@@ -39,6 +39,8 @@ type CpuOrder = (Vec<u32>, Vec<(String, u32)>);
 
 struct Cpu {
     procfs: PathBuf,
+    /// /proc/stat, held open.
+    stat: HeldFile,
     guest: bool,
     info: bool,
     /// node_cpu_frequency_hertz from cpuinfo only when the cpufreq collector is on (1.12).
@@ -504,7 +506,7 @@ impl Cpu {
     }
 
     fn stat(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let text = util::read(&self.procfs.join("stat"))?;
+        let text = self.stat.read()?;
         let new = parse_stat(&text, self.user_hz)?;
         let mut secs = Family::new(
             "node_cpu_seconds_total",
@@ -636,6 +638,7 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     let isolated = read_isolated(&isolated_path).ok();
     Ok(Box::new(Cpu {
         procfs: opts.procfs.clone(),
+        stat: HeldFile::new(opts.procfs.join("stat")),
         guest: opts.cpu_guest && !opts.no_cpu_guest,
         // A flags or bugs filter switches the info series on, as in node_exporter.
         info: opts.cpu_info || flags.is_some() || bugs.is_some(),

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
-use super::attr::Attr;
+use super::attr::{Attr, HeldFile};
 use super::{labels, util, Collector, Family, MetricType, Options};
 
 /// node_exporter 1.12's default `--collector.diskstats.device-exclude`.
@@ -426,7 +426,7 @@ fn render(disks: &[(&Disk, &Udev, bool)], out: &mut Vec<Family>) {
 type UdevCache = HashMap<(u32, u32), (util::FileId, Arc<Udev>)>;
 
 struct Diskstats {
-    diskstats: PathBuf,
+    diskstats: HeldFile,
     sys_block: PathBuf,
     /// None: the udev directory did not exist when the collector was built.
     udev: Option<PathBuf>,
@@ -508,10 +508,13 @@ impl Diskstats {
 
 impl Collector for Diskstats {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let text = util::read_bytes(&self.diskstats)
-            .with_context(|| format!("couldn't get diskstats: {}", self.diskstats.display()))?;
+        let path = self.diskstats.path();
+        let text = self
+            .diskstats
+            .bytes()
+            .with_context(|| format!("couldn't get diskstats: {}", path.display()))?;
         let disks = parse_diskstats(&text)
-            .with_context(|| format!("couldn't get diskstats: {}", self.diskstats.display()))?;
+            .with_context(|| format!("couldn't get diskstats: {}", path.display()))?;
         let disks: Vec<&Disk> = disks.iter().filter(|d| !self.ignored(&d.name)).collect();
         let mut cache = self.udev_cache.lock().unwrap_or_else(|p| p.into_inner());
         let udev: Vec<Arc<Udev>> = disks.iter().map(|d| self.udev(d, &mut cache)).collect();
@@ -560,7 +563,7 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
         include: util::optional_regex(&Some(include), "collector.diskstats.device-include")?,
     };
     Ok(Box::new(Diskstats {
-        diskstats: opts.procfs.join("diskstats"),
+        diskstats: HeldFile::new(opts.procfs.join("diskstats")),
         sys_block: opts.sysfs.join("block"),
         udev: opts.udev_data.is_dir().then(|| opts.udev_data.clone()),
         filter,

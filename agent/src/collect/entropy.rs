@@ -5,11 +5,10 @@
 //! node_exporter's procfs also reads three more files of that directory (reseed and wake-up
 //! settings) and fails on an unreadable one; nodetune reads only the two it exports.
 
-use std::path::{Path, PathBuf};
-
 use anyhow::Context;
 
-use super::{util, Collector, Family, MetricType, Options};
+use super::attr::HeldFile;
+use super::{Collector, Family, MetricType, Options};
 
 /// A whole-number file, as procfs's ReadUintFromFile: white space around it trimmed.
 pub fn parse_uint(text: &str) -> anyhow::Result<u64> {
@@ -19,12 +18,12 @@ pub fn parse_uint(text: &str) -> anyhow::Result<u64> {
 }
 
 struct Entropy {
-    avail: PathBuf,
-    poolsize: PathBuf,
+    avail: HeldFile,
+    poolsize: HeldFile,
 }
 
-fn read(path: &Path) -> anyhow::Result<u64> {
-    parse_uint(&util::read(path)?).with_context(|| format!("parsing {}", path.display()))
+fn read(file: &HeldFile) -> anyhow::Result<u64> {
+    parse_uint(&file.read()?).with_context(|| format!("parsing {}", file.path().display()))
 }
 
 impl Collector for Entropy {
@@ -48,8 +47,8 @@ impl Collector for Entropy {
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     let dir = opts.procfs.join("sys/kernel/random");
     Ok(Box::new(Entropy {
-        avail: dir.join("entropy_avail"),
-        poolsize: dir.join("poolsize"),
+        avail: HeldFile::new(dir.join("entropy_avail")),
+        poolsize: HeldFile::new(dir.join("poolsize")),
     }))
 }
 

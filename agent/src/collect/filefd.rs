@@ -1,8 +1,7 @@
 //! filefd collector: allocated and maximum file handles from /proc/sys/fs/file-nr.
 
-use std::path::{Path, PathBuf};
-
-use super::{util, Collector, Family, MetricType, Options};
+use super::attr::HeldFile;
+use super::{Collector, Family, MetricType, Options};
 
 /// /proc/sys/fs/file-nr: file handles allocated, and the most there may be (fs.file-max).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -12,13 +11,13 @@ pub struct FileNr {
 }
 
 /// Reads and parses file-nr ("allocated unused maximum").
-pub fn read(path: &Path) -> anyhow::Result<FileNr> {
-    let text = util::read(path)?;
+pub fn read(file: &HeldFile) -> anyhow::Result<FileNr> {
+    let text = file.read()?;
     let v: Vec<f64> = text
         .split_whitespace()
         .map(|f| f.parse())
         .collect::<Result<_, _>>()?;
-    anyhow::ensure!(v.len() == 3, "{}: expected 3 fields", path.display());
+    anyhow::ensure!(v.len() == 3, "{}: expected 3 fields", file.path().display());
     Ok(FileNr {
         allocated: v[0],
         maximum: v[2],
@@ -26,12 +25,12 @@ pub fn read(path: &Path) -> anyhow::Result<FileNr> {
 }
 
 struct Filefd {
-    path: PathBuf,
+    file: HeldFile,
 }
 
 impl Collector for Filefd {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let nr = read(&self.path)?;
+        let nr = read(&self.file)?;
         for (name, help, v) in [
             (
                 "node_filefd_allocated",
@@ -52,6 +51,6 @@ impl Collector for Filefd {
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Filefd {
-        path: opts.procfs.join("sys/fs/file-nr"),
+        file: HeldFile::new(opts.procfs.join("sys/fs/file-nr")),
     }))
 }

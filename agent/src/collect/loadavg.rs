@@ -1,16 +1,15 @@
 //! loadavg collector: node_load1/5/15 from /proc/loadavg.
 
-use std::path::PathBuf;
-
-use super::{util, Collector, Family, MetricType, Options};
+use super::attr::HeldFile;
+use super::{Collector, Family, MetricType, Options};
 
 struct Loadavg {
-    path: PathBuf,
+    path: HeldFile,
 }
 
 impl Collector for Loadavg {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let text = util::read(&self.path)?;
+        let text = self.path.read()?;
         let v: Vec<f64> = text
             .split_whitespace()
             .take(3)
@@ -19,7 +18,7 @@ impl Collector for Loadavg {
         anyhow::ensure!(
             v.len() == 3,
             "{}: expected 3 load averages",
-            self.path.display()
+            self.path.path().display()
         );
         for (i, (name, help)) in [
             ("node_load1", "1m load average."),
@@ -37,6 +36,6 @@ impl Collector for Loadavg {
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Loadavg {
-        path: opts.procfs.join("loadavg"),
+        path: HeldFile::new(opts.procfs.join("loadavg")),
     }))
 }

@@ -20,11 +20,11 @@
 //! binary search. A field outside that table gets its name built once and remembered (leaked,
 //! at most [`MAX_LEARNED`] of them), so no scrape allocates a name.
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use anyhow::Context;
 
+use super::attr::HeldFile;
 use super::{util, Collector, Family, MetricType, Options, Text};
 
 /// How a known field's value and name are formed.
@@ -192,7 +192,7 @@ struct Learned {
 }
 
 struct Meminfo {
-    path: PathBuf,
+    path: HeldFile,
     learned: Mutex<Vec<Learned>>,
 }
 
@@ -280,8 +280,8 @@ impl Meminfo {
 
 impl Collector for Meminfo {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let text = util::read(&self.path)?;
-        let lines = parse_meminfo(&text).with_context(|| self.path.display().to_string())?;
+        let text = self.path.read()?;
+        let lines = parse_meminfo(&text).with_context(|| self.path.path().display().to_string())?;
         self.render(&lines, out);
         Ok(())
     }
@@ -289,7 +289,7 @@ impl Collector for Meminfo {
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Meminfo {
-        path: opts.procfs.join("meminfo"),
+        path: HeldFile::new(opts.procfs.join("meminfo")),
         learned: Mutex::new(Vec::new()),
     }))
 }
@@ -300,7 +300,7 @@ mod tests {
 
     fn collector() -> Meminfo {
         Meminfo {
-            path: PathBuf::new(),
+            path: HeldFile::new(std::path::PathBuf::new()),
             learned: Mutex::new(Vec::new()),
         }
     }

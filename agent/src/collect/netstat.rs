@@ -4,10 +4,11 @@
 //! netstat and snmp are required, snmp6 is optional (IPv6 disabled); a header/value pair with
 //! different field counts or a value that is not a number fails the collector.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 
+use super::attr::HeldFile;
 use super::{util, Collector, Family, MetricType, Options};
 
 /// Protocol → its (field, raw value) pairs in file order. A protocol seen again replaces the
@@ -136,31 +137,27 @@ pub fn read_tcp_ext(procfs: &Path) -> anyhow::Result<TcpExt> {
 }
 
 struct Netstat {
-    procfs: PathBuf,
+    netstat: HeldFile,
+    snmp: HeldFile,
+    snmp6: HeldFile,
     fields: util::FieldFilter,
-}
-
-impl Netstat {
-    fn read(&self, rel: &str) -> anyhow::Result<String> {
-        util::read(&self.procfs.join(rel))
-    }
 }
 
 impl Collector for Netstat {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let (netstat, snmp) = (self.read("net/netstat")?, self.read("net/snmp")?);
-        let parse = |rel: &str, text| {
-            parse_pairs(text)
-                .with_context(|| format!("parsing {}", self.procfs.join(rel).display()))
+        let (netstat, snmp) = (self.netstat.read()?, self.snmp.read()?);
+        let parse = |file: &HeldFile, text| {
+            parse_pairs(text).with_context(|| format!("parsing {}", file.path().display()))
         };
-        let mut stats = parse("net/netstat", &netstat)?;
-        stats.extend(parse("net/snmp", &snmp)?);
-        let snmp6 = self.procfs.join("net/snmp6");
-        let snmp6 = match util::read_text(&snmp6) {
+        let mut stats = parse(&self.netstat, &netstat)?;
+        stats.extend(parse(&self.snmp, &snmp)?);
+        let snmp6 = match self.snmp6.text() {
             Ok(text) => text,
             // No IPv6 in this kernel.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", snmp6.display())),
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading {}", self.snmp6.path().display()))
+            }
         };
         stats.extend(parse_snmp6(&snmp6));
         let mut key = String::new();
@@ -203,8 +200,11 @@ impl Collector for Netstat {
 }
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
+    let net = opts.procfs.join("net");
     Ok(Box::new(Netstat {
-        procfs: opts.procfs.clone(),
+        netstat: HeldFile::new(net.join("netstat")),
+        snmp: HeldFile::new(net.join("snmp")),
+        snmp6: HeldFile::new(net.join("snmp6")),
         fields: util::FieldFilter::new(&opts.netstat_fields, "collector.netstat.fields")?,
     }))
 }
@@ -223,8 +223,11 @@ mod tests {
         for (f, t) in files {
             std::fs::write(d.path().join("net").join(f), t).unwrap();
         }
+        let net = d.path().join("net");
         let c = Netstat {
-            procfs: d.path().to_path_buf(),
+            netstat: HeldFile::new(net.join("netstat")),
+            snmp: HeldFile::new(net.join("snmp")),
+            snmp6: HeldFile::new(net.join("snmp6")),
             fields: util::FieldFilter::new(
                 fields.unwrap_or(super::super::options::NETSTAT_FIELDS),
                 "f",

@@ -1,14 +1,14 @@
 //! pressure collector: PSI totals from /proc/pressure/{cpu,io,memory,irq} as counters in
 //! seconds, named as node_exporter 1.12 does (no cpu "full", irq "full" only).
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 
-use super::{util, Collector, Family, MetricType, Options};
+use super::attr::HeldFile;
+use super::{Collector, Family, MetricType, Options};
 
 struct Pressure {
-    dir: PathBuf,
+    /// cpu first (it must be there), then io, memory and irq.
+    files: Vec<(&'static str, HeldFile)>,
 }
 
 /// (resource, line kind, metric, help)
@@ -61,35 +61,32 @@ fn total(text: &str, kind: &str) -> Option<f64> {
 
 impl Collector for Pressure {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        // Like node_exporter: PSI missing altogether (kernel without it) is an error.
-        let cpu = util::read(&self.dir.join("cpu"))?;
         // Each file holds both its "some" and "full" lines: read it once.
-        let mut files: Vec<(&str, Option<String>)> = vec![("cpu", Some(cpu))];
-        for (res, kind, name, help) in SERIES {
-            let i = match files.iter().position(|(r, _)| r == res) {
-                Some(i) => i,
-                None => {
-                    let path = self.dir.join(res);
-                    let text = match util::read_text(&path) {
-                        Ok(t) => Some(t),
-                        // Older kernels lack irq, and a resource's accounting can be switched
-                        // off (EOPNOTSUPP): skip what is absent or disabled.
-                        Err(e)
-                            if e.kind() == std::io::ErrorKind::NotFound
-                                || e.raw_os_error() == Some(libc::EOPNOTSUPP) =>
-                        {
-                            None
-                        }
-                        // Any other error fails the collector, as node_exporter's does.
-                        Err(e) => {
-                            return Err(e).with_context(|| format!("reading {}", path.display()))
-                        }
-                    };
-                    files.push((res, text));
-                    files.len() - 1
+        let mut texts: Vec<(&str, Option<String>)> = Vec::with_capacity(self.files.len());
+        for (i, (res, file)) in self.files.iter().enumerate() {
+            let text = match file.text() {
+                Ok(t) => Some(t),
+                // Like node_exporter: PSI missing altogether (kernel without it, so no cpu
+                // file) is an error. Older kernels lack irq, and a resource's accounting can
+                // be switched off (EOPNOTSUPP): skip what is absent or disabled.
+                Err(e)
+                    if i > 0
+                        && (e.kind() == std::io::ErrorKind::NotFound
+                            || e.raw_os_error() == Some(libc::EOPNOTSUPP)) =>
+                {
+                    None
+                }
+                // Any other error fails the collector, as node_exporter's does.
+                Err(e) => {
+                    return Err(e).with_context(|| format!("reading {}", file.path().display()))
                 }
             };
-            let Some(text) = &files[i].1 else { continue };
+            texts.push((res, text));
+        }
+        for (res, kind, name, help) in SERIES {
+            let Some((_, Some(text))) = texts.iter().find(|(r, _)| r == res) else {
+                continue;
+            };
             if let Some(v) = total(text, kind) {
                 out.push(Family::single(*name, *help, MetricType::Counter, v));
             }
@@ -99,7 +96,11 @@ impl Collector for Pressure {
 }
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
+    let dir = opts.procfs.join("pressure");
     Ok(Box::new(Pressure {
-        dir: opts.procfs.join("pressure"),
+        files: ["cpu", "io", "memory", "irq"]
+            .into_iter()
+            .map(|res| (res, HeldFile::new(dir.join(res))))
+            .collect(),
     }))
 }

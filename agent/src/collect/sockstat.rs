@@ -4,17 +4,19 @@
 //! protocol with a mem field; `sockets: used` only from the IPv4 file. A missing file (IPv4
 //! or IPv6 disabled) is skipped; a malformed one fails the collector.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 
+use super::attr::HeldFile;
 use super::{util, Collector, Family, MetricType, Options};
 
 /// Optional per-protocol fields, in node_exporter's order.
 const FIELDS: &[&str] = &["orphan", "tw", "alloc", "mem", "memory"];
 
 struct Sockstat {
-    procfs: PathBuf,
+    /// sockstat, then sockstat6 (true: the IPv6 one).
+    files: [(HeldFile, bool); 2],
     page_size: f64,
 }
 
@@ -120,26 +122,33 @@ impl Sockstat {
 
 impl Collector for Sockstat {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        for (file, ipv6) in [("net/sockstat", false), ("net/sockstat6", true)] {
-            let path = self.procfs.join(file);
-            let text = match util::read_text(&path) {
+        for (file, ipv6) in &self.files {
+            let path = file.path();
+            let text = match file.text() {
                 Ok(t) => t,
                 // IPv4 or IPv6 disabled in this kernel: nothing to report for it.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
             };
-            self.families(&text, ipv6, out)
+            self.families(&text, *ipv6, out)
                 .with_context(|| format!("parsing {}", path.display()))?;
         }
         Ok(())
     }
 }
 
+fn files(procfs: &Path) -> [(HeldFile, bool); 2] {
+    [
+        (HeldFile::new(procfs.join("net/sockstat")), false),
+        (HeldFile::new(procfs.join("net/sockstat6")), true),
+    ]
+}
+
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     Ok(Box::new(Sockstat {
-        procfs: opts.procfs.clone(),
+        files: files(&opts.procfs),
         page_size: if page > 0 { page as f64 } else { 4096.0 },
     }))
 }
@@ -155,7 +164,7 @@ mod tests {
             std::fs::write(d.path().join("net").join(f), t).unwrap();
         }
         let c = Sockstat {
-            procfs: d.path().to_path_buf(),
+            files: super::files(d.path()),
             page_size: 4096.0,
         };
         let mut out = Vec::new();

@@ -3,15 +3,15 @@
 //! 10, flow_limit_count 11; backlog_len and the CPU id need 13 (Linux 5.14+), otherwise the
 //! CPU is the line number and the backlog 0. An unparsable column fails the collector.
 
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::Context;
 
-use super::{labels, util, Collector, Family, Labels, MetricType, Options};
+use super::attr::HeldFile;
+use super::{labels, Collector, Family, Labels, MetricType, Options};
 
 struct Softnet {
-    path: PathBuf,
+    path: HeldFile,
     /// The CPUs of the last read (file order), and the order /metrics lists their rows in
     /// (CPU labels as text) with their label sets: kept while the CPUs stay the same.
     order: Mutex<RowOrder>,
@@ -79,8 +79,8 @@ impl Row {
 }
 
 /// Reads and parses softnet_stat, one row per CPU.
-pub fn read(path: &Path) -> anyhow::Result<Vec<Row>> {
-    parse(&util::read(path)?).with_context(|| format!("parsing {}", path.display()))
+pub fn read(file: &HeldFile) -> anyhow::Result<Vec<Row>> {
+    parse(&file.read()?).with_context(|| format!("parsing {}", file.path().display()))
 }
 
 fn hex(cols: &[&str], i: usize) -> anyhow::Result<u32> {
@@ -160,7 +160,7 @@ impl Collector for Softnet {
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Softnet {
-        path: opts.procfs.join("net/softnet_stat"),
+        path: HeldFile::new(opts.procfs.join("net/softnet_stat")),
         order: Mutex::default(),
     }))
 }
@@ -212,13 +212,13 @@ mod tests {
     fn missing_file_fails_and_counters_pass_through() {
         let d = tempfile::tempdir().unwrap();
         let c = Softnet {
-            path: d.path().join("softnet_stat"),
+            path: HeldFile::new(d.path().join("softnet_stat")),
             order: Mutex::default(),
         };
         assert!(c.collect(&mut Vec::new()).is_err());
         // A counter that went backwards (u32 wrap in the kernel) is reported as read.
         for v in ["ffffffff", "00000001"] {
-            std::fs::write(&c.path, format!("{v} 0 0 0 0 0 0 0 0 0 0\n")).unwrap();
+            std::fs::write(c.path.path(), format!("{v} 0 0 0 0 0 0 0 0 0 0\n")).unwrap();
             let mut out = Vec::new();
             c.collect(&mut out).unwrap();
             assert_eq!(

@@ -1,12 +1,11 @@
 //! stat collector: boot time, context switches, forks, interrupts, runnable and blocked
 //! processes from /proc/stat; softirqs per vector with --collector.stat.softirq.
 
-use std::path::PathBuf;
-
-use super::{util, Collector, Family, MetricType, Options};
+use super::attr::HeldFile;
+use super::{Collector, Family, MetricType, Options};
 
 struct Stat {
-    path: PathBuf,
+    path: HeldFile,
     softirq: bool,
 }
 
@@ -25,7 +24,7 @@ const VECTORS: &[&str] = &[
 
 impl Collector for Stat {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let text = util::read(&self.path)?;
+        let text = self.path.read()?;
         let first = |key: &str| -> Option<f64> {
             text.lines()
                 .find(|l| l.split_whitespace().next() == Some(key))
@@ -96,7 +95,7 @@ impl Collector for Stat {
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Stat {
-        path: opts.procfs.join("stat"),
+        path: HeldFile::new(opts.procfs.join("stat")),
         softirq: opts.stat_softirq,
     }))
 }

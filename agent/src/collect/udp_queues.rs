@@ -4,10 +4,9 @@
 //! (IPv6 disabled); both missing is "no data" (success 0); any line procfs cannot parse fails
 //! the collector, as procfs's socket-line parser does.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 
+use super::attr::HeldFile;
 use super::{util, Collector, Family, MetricType, Options};
 
 /// Queue totals of one file.
@@ -90,13 +89,14 @@ fn render(v4: Option<Queues>, v6: Option<Queues>, out: &mut Vec<Family>) {
 }
 
 struct UdpQueues {
-    v4: PathBuf,
-    v6: PathBuf,
+    v4: HeldFile,
+    v6: HeldFile,
 }
 
 /// `None` when the file does not exist.
-fn read(path: &std::path::Path) -> anyhow::Result<Option<Queues>> {
-    match util::read_text(path) {
+fn read(file: &HeldFile) -> anyhow::Result<Option<Queues>> {
+    let path = file.path();
+    match file.text() {
         Ok(text) => parse_udp(&text)
             .map(Some)
             .with_context(|| format!("couldn't get udp queued bytes from {}", path.display())),
@@ -112,8 +112,8 @@ impl Collector for UdpQueues {
         anyhow::ensure!(
             v4.is_some() || v6.is_some(),
             "no data: neither {} nor {} exists",
-            self.v4.display(),
-            self.v6.display()
+            self.v4.path().display(),
+            self.v6.path().display()
         );
         render(v4, v6, out);
         Ok(())
@@ -122,8 +122,8 @@ impl Collector for UdpQueues {
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(UdpQueues {
-        v4: opts.procfs.join("net/udp"),
-        v6: opts.procfs.join("net/udp6"),
+        v4: HeldFile::new(opts.procfs.join("net/udp")),
+        v6: HeldFile::new(opts.procfs.join("net/udp6")),
     }))
 }
 

@@ -48,11 +48,6 @@ pub fn read_attr(path: &Path) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
 }
 
-/// Reads a sysfs attribute as a number.
-pub fn read_num(path: &Path) -> Option<f64> {
-    read_attr(path).ok()?.parse::<f64>().ok()
-}
-
 /// Bytes as text with each run of invalid UTF-8 replaced by one U+FFFD, as Go's
 /// `strings.ToValidUTF8(s, "\uFFFD")` does (Rust's lossy conversion writes one per bad
 /// sequence, which would change label values).

@@ -1,18 +1,17 @@
 //! vmstat collector: node_vmstat_<field> (untyped) for the fields matching
 //! --collector.vmstat.fields.
 
-use std::path::PathBuf;
-
+use super::attr::HeldFile;
 use super::{util, Collector, Family, MetricType, Options};
 
 struct Vmstat {
-    path: PathBuf,
+    path: HeldFile,
     fields: util::FieldFilter,
 }
 
 impl Collector for Vmstat {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let text = util::read(&self.path)?;
+        let text = self.path.read()?;
         let mut fields = self.fields.matcher();
         for line in text.lines() {
             let mut parts = line.split_whitespace();
@@ -38,7 +37,7 @@ impl Collector for Vmstat {
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Vmstat {
-        path: opts.procfs.join("vmstat"),
+        path: HeldFile::new(opts.procfs.join("vmstat")),
         fields: util::FieldFilter::new(&opts.vmstat_fields, "collector.vmstat.fields")?,
     }))
 }

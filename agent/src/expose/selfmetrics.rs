@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::collect::attr::HeldFile;
 use crate::collect::util::read_text;
 use crate::collect::{Family, MetricType};
 use crate::expose::encode;
@@ -136,6 +137,9 @@ pub fn build_info() -> Family {
 pub struct SelfMetrics {
     /// `/proc/self`, or a stand-in directory in tests.
     proc_self: PathBuf,
+    /// `stat` and `net/netstat` of `proc_self`, held open.
+    stat: HeldFile,
+    netstat: HeldFile,
     start_time: Option<f64>,
     page_size: f64,
     in_flight: AtomicI64,
@@ -193,6 +197,8 @@ impl SelfMetrics {
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         Arc::new(SelfMetrics {
             proc_self: proc_self.to_path_buf(),
+            stat: HeldFile::new(proc_self.join("stat")),
+            netstat: HeldFile::new(proc_self.join("net/netstat")),
             start_time: btime
                 .zip(stat)
                 .map(|(b, s)| b as f64 + s.starttime as f64 / USER_HZ),
@@ -255,9 +261,7 @@ impl SelfMetrics {
 
     /// client_golang's process collector; each source that cannot be read is left out.
     fn process(&self, out: &mut Vec<Family>) {
-        // read_text: /proc files report size 0, and the standard reader then reads in small
-        // doubling steps (ten reads for net/netstat on every scrape).
-        let stat = read_text(&self.proc_self.join("stat")).ok();
+        let stat = self.stat.text().ok();
         if let Some(s) = stat.as_deref().and_then(parse_stat) {
             out.push(Family::single(
                 "process_cpu_seconds_total",
@@ -314,7 +318,7 @@ impl SelfMetrics {
             .then(|| scraped_octets(out))
             .flatten()
             .or_else(|| {
-                let text = read_text(&self.proc_self.join("net/netstat")).ok()?;
+                let text = self.netstat.text().ok()?;
                 parse_netstat_octets(&text)
             });
         if let Some((inb, outb)) = octets {

@@ -7,6 +7,7 @@
 //! The reads run on the collectors' worker pool with the collector timeout: a hung sensor
 //! costs its own input for that tick (the field stays `None`), never the daemon's event loop.
 
+use crate::collect::attr::HeldFile;
 use crate::collect::pool::{Done, Runner, Task};
 use crate::collect::{
     conntrack, cpu, filefd, gpu, hwmon, listen_queue, netdev, netstat, sockstat, softnet, Options,
@@ -129,15 +130,15 @@ impl Sampler {
             "conntrack",
             Box::new(move || conntrack::read(&p).map(Part::Conntrack)),
         ));
-        let path = procfs.join("sys/fs/file-nr");
+        let file = HeldFile::new(procfs.join("sys/fs/file-nr"));
         tasks.push((
             "filefd",
-            Box::new(move || filefd::read(&path).map(Part::FileNr)),
+            Box::new(move || filefd::read(&file).map(Part::FileNr)),
         ));
-        let path = procfs.join("net/softnet_stat");
+        let file = HeldFile::new(procfs.join("net/softnet_stat"));
         tasks.push((
             "softnet",
-            Box::new(move || softnet::read(&path).map(Part::Softnet)),
+            Box::new(move || softnet::read(&file).map(Part::Softnet)),
         ));
         tasks.push((
             "listen_queue",

@@ -24,13 +24,13 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 
 use self::stat_pool::{Answer, Pool};
+use super::attr::HeldFile;
 use super::{util, Collector, Family, MetricType, Options};
 
 /// node_exporter 1.12's default `--collector.filesystem.mount-points-exclude`.
@@ -262,7 +262,8 @@ struct Cache {
 }
 
 struct Filesystem {
-    procfs: PathBuf,
+    /// PID 1's mountinfo, and this process's for when PID 1's is hidden; held open.
+    mountinfo: [HeldFile; 2],
     rootfs: Vec<u8>,
     mount_points: util::DeviceFilter,
     fs_types: util::DeviceFilter,
@@ -273,14 +274,13 @@ struct Filesystem {
 
 impl Filesystem {
     fn read_mountinfo(&self) -> anyhow::Result<Vec<u8>> {
-        let pid1 = self.procfs.join("1/mountinfo");
-        match util::read_bytes(&pid1) {
+        let [pid1, own] = &self.mountinfo;
+        match pid1.bytes() {
             Ok(t) => Ok(t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let own = self.procfs.join("self/mountinfo");
-                util::read_bytes(&own).with_context(|| format!("reading {}", own.display()))
-            }
-            Err(e) => Err(e).with_context(|| format!("reading {}", pid1.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => own
+                .bytes()
+                .with_context(|| format!("reading {}", own.path().display())),
+            Err(e) => Err(e).with_context(|| format!("reading {}", pid1.path().display())),
         }
     }
 
@@ -289,9 +289,8 @@ impl Filesystem {
         let text = self.read_mountinfo()?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.text != text || cache.entries.is_empty() {
-            let mounts = parse_mountinfo(&text, &self.rootfs).with_context(|| {
-                format!("parsing {}", self.procfs.join("1/mountinfo").display())
-            })?;
+            let mounts = parse_mountinfo(&text, &self.rootfs)
+                .with_context(|| format!("parsing {}", self.mountinfo[0].path().display()))?;
             let entries = mounts
                 .into_iter()
                 .filter(|m| !self.mount_points.ignored(&m.mount_point))
@@ -509,7 +508,10 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     )?;
     let workers = usize::try_from(f.stat_workers.max(1)).unwrap_or(1);
     Ok(Box::new(Filesystem {
-        procfs: opts.procfs.clone(),
+        mountinfo: [
+            HeldFile::new(opts.procfs.join("1/mountinfo")),
+            HeldFile::new(opts.procfs.join("self/mountinfo")),
+        ],
         rootfs: opts.rootfs.as_os_str().as_bytes().to_vec(),
         mount_points,
         fs_types,
