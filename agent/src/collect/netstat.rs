@@ -51,8 +51,8 @@ pub fn parse_pairs(text: &str) -> anyhow::Result<Stats<'_>> {
     while let Some(header) = lines.next() {
         let values = lines.next().unwrap_or("");
         // Split on single spaces like node_exporter: the kernel writes exactly one.
-        let mut names = header.split(' ');
-        let mut vals = values.split(' ');
+        let mut names = spaced(header);
+        let mut vals = spaced(values);
         let proto = names
             .next()
             .and_then(|p| p.strip_suffix(':'))
@@ -72,6 +72,34 @@ pub fn parse_pairs(text: &str) -> anyhow::Result<Stats<'_>> {
         }
     }
     Ok(out)
+}
+
+/// `s` split at each single space, as `str::split(' ')` does, without a char searcher's set-up
+/// for each of the 800 short fields of a read.
+fn spaced(s: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match r.bytes().position(|b| b == b' ') {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
+/// A field's value as node_exporter parses it (a float); counters, the usual case, without
+/// the float parser.
+fn value(v: &str) -> Option<f64> {
+    match v.parse::<u64>() {
+        Ok(n) => Some(n as f64),
+        Err(_) => v.parse().ok(),
+    }
 }
 
 /// Parses snmp6 "Ip6InOctets 123" lines: the protocol is the name up to its first '6'; lines
@@ -166,22 +194,21 @@ impl Collector for Netstat {
         for (proto, fields) in &stats.0 {
             for (field, value) in fields {
                 // Every value must parse, selected or not, as in node_exporter.
-                let v: f64 = value
-                    .parse()
+                let v = self::value(value)
                     .with_context(|| format!("invalid value {value:?} in netstats"))?;
                 key.clear();
                 key.push_str(proto);
                 key.push('_');
                 key.push_str(field);
-                if !fields_wanted.is_match(&key) {
+                let Some((name, help)) = fields_wanted.select(&key, || {
+                    (
+                        format!("node_netstat_{key}"),
+                        format!("Statistic {proto}{field}."),
+                    )
+                }) else {
                     continue;
-                }
-                mine.push(Family::single(
-                    format!("node_netstat_{key}"),
-                    format!("Statistic {proto}{field}."),
-                    MetricType::Untyped,
-                    v,
-                ));
+                };
+                mine.push(Family::single(name, help, MetricType::Untyped, v));
             }
         }
         // A field named twice for one protocol (never by the kernel): the last value wins,

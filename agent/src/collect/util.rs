@@ -108,14 +108,51 @@ pub fn optional_regex(value: &Option<String>, flag: &str) -> anyhow::Result<Opti
 /// of states grows to hundreds of KiB for node_exporter's default field patterns, and is kept
 /// for the life of the process) buys nothing: it is turned off, and the few matches at start
 /// use the regex crate's NFA engines.
+///
+/// A selected field's family name and help text are made once, too ([`FieldMatcher::select`]),
+/// and kept for the life of the process: a scrape then allocates nothing for them.
 pub struct FieldFilter {
     re: regex::Regex,
-    /// The names of the last read, in order, with their answers.
-    seen: std::sync::Mutex<Vec<(String, bool)>>,
+    seen: std::sync::Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The names of the last read, in order, with their answers and, once asked for, the
+    /// selected fields' family name and help.
+    list: Vec<Seen>,
+    /// Every selected field's names made so far, for a list that changed.
+    made: Vec<(String, (super::Text, super::Text))>,
+}
+
+struct Seen {
+    name: String,
+    hit: bool,
+    names: Option<(super::Text, super::Text)>,
 }
 
 /// Bounded even if a broken file invents names on every read.
 const MAX_FIELDS: usize = 4096;
+
+/// Family names and help texts kept for the life of the process, all filters together: the
+/// kernel's field names are a fixed set, so this is reached only by a file that invents names
+/// (past it, the names are made on every scrape instead).
+const MAX_KEPT: usize = 8192;
+static KEPT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn keep(s: String) -> super::Text {
+    use std::sync::atomic::Ordering;
+    let room = KEPT
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < MAX_KEPT).then_some(n + 1)
+        })
+        .is_ok();
+    if room {
+        std::borrow::Cow::Borrowed(Box::leak(s.into_boxed_str()))
+    } else {
+        std::borrow::Cow::Owned(s)
+    }
+}
 
 impl FieldFilter {
     pub fn new(pattern: &str, flag: &str) -> anyhow::Result<FieldFilter> {
@@ -140,30 +177,69 @@ impl FieldFilter {
 
 pub struct FieldMatcher<'a> {
     re: &'a regex::Regex,
-    seen: std::sync::MutexGuard<'a, Vec<(String, bool)>>,
+    seen: std::sync::MutexGuard<'a, State>,
     at: usize,
 }
 
 impl FieldMatcher<'_> {
-    pub fn is_match(&mut self, name: &str) -> bool {
-        if let Some((n, hit)) = self.seen.get(self.at) {
-            if n == name {
-                self.at += 1;
-                return *hit;
-            }
+    /// The family name and help text for field `name` if the filter selects it: made by
+    /// `names` the first time, then kept.
+    pub fn select(
+        &mut self,
+        name: &str,
+        names: impl FnOnce() -> (String, String),
+    ) -> Option<(super::Text, super::Text)> {
+        let Some(e) = self.entry(name) else {
+            // Past MAX_FIELDS: not remembered.
+            return self.re.is_match(name).then(|| {
+                let (n, h) = names();
+                (n.into(), h.into())
+            });
+        };
+        if !e.hit {
+            return None;
+        }
+        if let Some(made) = &e.names {
+            return Some(made.clone());
+        }
+        let (n, h) = names();
+        let made = (keep(n), keep(h));
+        e.names = Some(made.clone());
+        if self.seen.made.len() < MAX_FIELDS {
+            self.seen.made.push((name.to_string(), made.clone()));
+        }
+        Some(made)
+    }
+
+    /// The remembered answer for `name` (None past MAX_FIELDS).
+    fn entry(&mut self, name: &str) -> Option<&mut Seen> {
+        let st = &mut *self.seen;
+        if st.list.get(self.at).is_some_and(|e| e.name == name) {
+            self.at += 1;
+            return st.list.get_mut(self.at - 1);
         }
         // Out of step: the first read, or the kernel's list changed. Answer from anywhere in
         // the last list, else the regex, and remember the list from here on as this read has it.
-        let hit = match self.seen.iter().find(|(n, _)| n == name) {
-            Some((_, hit)) => *hit,
+        let hit = match st.list.iter().find(|e| e.name == name) {
+            Some(e) => e.hit,
             None => self.re.is_match(name),
         };
-        if self.at < MAX_FIELDS {
-            self.seen.truncate(self.at);
-            self.seen.push((name.to_string(), hit));
-            self.at += 1;
+        if self.at >= MAX_FIELDS {
+            return None;
         }
-        hit
+        let names = st
+            .made
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, made)| made.clone());
+        st.list.truncate(self.at);
+        st.list.push(Seen {
+            name: name.to_string(),
+            hit,
+            names,
+        });
+        self.at += 1;
+        st.list.last_mut()
     }
 }
 
@@ -576,9 +652,25 @@ mod tests {
     #[test]
     fn field_answers_hold_whatever_the_order() {
         let f = FieldFilter::new("^(a|c|e)$", "collector.test.fields").unwrap();
+        let made = std::cell::Cell::new(0);
         let read = |names: &[&str]| -> Vec<bool> {
             let mut m = f.matcher();
-            names.iter().map(|n| m.is_match(n)).collect()
+            names
+                .iter()
+                .map(|n| {
+                    let names = m.select(n, || {
+                        made.set(made.get() + 1);
+                        (format!("node_{n}"), format!("help {n}"))
+                    });
+                    if let Some((name, help)) = &names {
+                        assert_eq!(
+                            (&**name, &**help),
+                            (&*format!("node_{n}"), &*format!("help {n}"))
+                        );
+                    }
+                    names.is_some()
+                })
+                .collect()
         };
         assert_eq!(read(&["a", "b", "c"]), [true, false, true]);
         assert_eq!(read(&["a", "b", "c"]), [true, false, true]);
@@ -593,8 +685,16 @@ mod tests {
             read(&["b", "x", "e", "a", "c"]),
             [false, false, true, true, true]
         );
+        let seen: Vec<(String, bool)> = f
+            .seen
+            .lock()
+            .unwrap()
+            .list
+            .iter()
+            .map(|e| (e.name.clone(), e.hit))
+            .collect();
         assert_eq!(
-            *f.seen.lock().unwrap(),
+            seen,
             [
                 ("b", false),
                 ("x", false),
@@ -604,6 +704,8 @@ mod tests {
             ]
             .map(|(n, h)| (n.to_string(), h))
         );
+        // Each selected field's names were made once, however the list moved.
+        assert_eq!(made.get(), 3);
     }
 
     #[test]

@@ -18,18 +18,18 @@ impl Collector for Vmstat {
             let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
                 continue;
             };
-            if !fields.is_match(name) {
+            let Some((name, help)) = fields.select(name, || {
+                (
+                    format!("node_vmstat_{name}"),
+                    format!("/proc/vmstat information field {name}."),
+                )
+            }) else {
                 continue;
-            }
+            };
             let Ok(v) = value.parse::<f64>() else {
                 continue;
             };
-            out.push(Family::single(
-                format!("node_vmstat_{name}"),
-                format!("/proc/vmstat information field {name}."),
-                MetricType::Untyped,
-                v,
-            ));
+            out.push(Family::single(name, help, MetricType::Untyped, v));
         }
         Ok(())
     }
