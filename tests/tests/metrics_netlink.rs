@@ -372,3 +372,64 @@ fn scrapes_survive_devices_coming_and_going() {
     churn.join().unwrap();
     assert!(ok > 0);
 }
+
+/// Sums column 5 (`tx_queue:rx_queue`, hex) of /proc/net/udp or udp6 as read in the namespace.
+fn proc_udp_queues(ns: &Ns, file: &str) -> (f64, f64) {
+    let mut sum = (0.0, 0.0);
+    for l in ns.out(&["cat", file]).lines().skip(1) {
+        let (tx, rx) = l
+            .split_whitespace()
+            .nth(4)
+            .unwrap()
+            .split_once(':')
+            .unwrap();
+        sum.0 += u64::from_str_radix(tx, 16).unwrap() as f64;
+        sum.1 += u64::from_str_radix(rx, 16).unwrap() as f64;
+    }
+    sum
+}
+
+#[test]
+fn udp_queues_over_sock_diag_match_proc_net_udp() {
+    if !require(is_root() && have_tool("ip"), "root with ip") {
+        return;
+    }
+    let ns = Ns {
+        ns: TestNetns::new("udpq"),
+    };
+    ns.sh(&["ip", "link", "set", "lo", "up"]);
+    // A thread of this process joins the namespace and leaves datagrams unread in sockets
+    // there (IPv4 and IPv6), which stay open while nodetune and cat read the namespace.
+    let path = format!("/run/netns/{}", ns.ns.name);
+    let sockets = std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns on this thread only, with a namespace file it holds open.
+        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        let mut keep = Vec::new();
+        for (addr, n) in [("127.0.0.1:0", 7), ("[::1]:0", 3)] {
+            let rx = std::net::UdpSocket::bind(addr).unwrap();
+            let tx = std::net::UdpSocket::bind(addr).unwrap();
+            for _ in 0..n {
+                tx.send_to(&[7u8; 700], rx.local_addr().unwrap()).unwrap();
+            }
+            keep.extend([rx, tx]);
+        }
+        keep
+    })
+    .join()
+    .unwrap();
+    // The real /proc, so the collector asks sock_diag; then the files it would read else.
+    let (m, text) = ns.metrics(&["--collector.udp_queues"]);
+    assert_eq!(
+        m["node_scrape_collector_success{collector=\"udp_queues\"}"], 1.0,
+        "{text}"
+    );
+    for (ip, file) in [("v4", "/proc/net/udp"), ("v6", "/proc/net/udp6")] {
+        let (tx, rx) = proc_udp_queues(&ns, file);
+        assert!(rx > 0.0, "{file}: nothing queued");
+        let got = |q: &str| m[&format!("node_udp_queues{{ip=\"{ip}\",queue=\"{q}\"}}")];
+        assert_eq!((got("tx"), got("rx")), (tx, rx), "{ip}");
+    }
+    drop(sockets);
+}

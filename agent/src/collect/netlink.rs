@@ -372,14 +372,57 @@ impl Socket {
     }
 }
 
-/// Dumps with a fresh socket.
+/// Sockets kept between dumps, as many of each protocol as have run at once: a scrape's dumps
+/// then cost no socket(), getsockname() and close(), nor a fresh receive buffer. The daemon
+/// enters its network namespace before any is opened, so a kept socket never speaks for
+/// another namespace.
+struct Kept(std::sync::Mutex<Vec<(Protocol, Socket)>>);
+
+static KEPT: Kept = Kept(std::sync::Mutex::new(Vec::new()));
+
+/// Most sockets kept, all protocols together.
+const MAX_KEPT: usize = 8;
+
+impl Kept {
+    /// Dumps with a kept socket of `protocol`, or a new one. A socket whose dump failed is
+    /// closed: a reply it did not read to the end must not meet the next request.
+    fn dump<T>(
+        &self,
+        protocol: Protocol,
+        kind: u16,
+        body: &[u8],
+        parse: impl FnMut(Message<'_>) -> io::Result<Option<T>>,
+    ) -> io::Result<Vec<T>> {
+        let lock = || self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = {
+            let mut k = lock();
+            k.iter()
+                .position(|(p, _)| *p == protocol)
+                .map(|i| k.swap_remove(i).1)
+        };
+        let mut socket = match kept {
+            Some(s) => s,
+            None => Socket::open(protocol)?,
+        };
+        let r = socket.dump(kind, body, parse);
+        if r.is_ok() {
+            let mut k = lock();
+            if k.len() < MAX_KEPT {
+                k.push((protocol, socket));
+            }
+        }
+        r
+    }
+}
+
+/// Dumps with a kept socket (see [`Kept`]).
 pub fn dump<T>(
     protocol: Protocol,
     kind: u16,
     body: &[u8],
     parse: impl FnMut(Message<'_>) -> io::Result<Option<T>>,
 ) -> io::Result<Vec<T>> {
-    Socket::open(protocol)?.dump(kind, body, parse)
+    KEPT.dump(protocol, kind, body, parse)
 }
 
 // ---- rtnetlink links ---------------------------------------------------------------------
@@ -1050,5 +1093,37 @@ pub mod tests {
         }
         neighbours(libc::AF_INET as u8).unwrap();
         let _ = linkmodes().unwrap();
+    }
+
+    #[test]
+    fn sockets_are_kept_after_a_dump_and_closed_after_a_failed_one() {
+        let pool = Kept(std::sync::Mutex::new(Vec::new()));
+        let kept = || {
+            let k = pool.0.lock().unwrap();
+            k.iter()
+                .map(|(p, s)| (*p, s.fd.as_raw_fd()))
+                .collect::<Vec<_>>()
+        };
+        let first = pool
+            .dump(Protocol::Route, RTM_GETLINK, &[0u8; 16], parse_link)
+            .unwrap();
+        let after_first = kept();
+        assert_eq!(after_first.len(), 1);
+        assert_eq!(after_first[0].0, Protocol::Route);
+        // The next dump takes the same socket and puts it back.
+        let second = pool
+            .dump(Protocol::Route, RTM_GETLINK, &[0u8; 16], parse_link)
+            .unwrap();
+        assert_eq!(first.len(), second.len());
+        assert_eq!(kept(), after_first);
+        // A request the kernel refuses (sock_diag for an address family it has no handler
+        // for) fails, and its socket is not kept.
+        let mut req = [0u8; 56];
+        req[0] = libc::AF_UNIX as u8 + 100;
+        let refused = pool.dump(Protocol::SockDiag, SOCK_DIAG_BY_FAMILY, &req, |_| {
+            Ok(Some(()))
+        });
+        assert!(refused.is_err(), "{refused:?}");
+        assert_eq!(kept(), after_first);
     }
 }
