@@ -60,7 +60,7 @@ mod xfs;
 mod zfs;
 
 pub use options::Options;
-pub use sample::{labels, Family, Labels, MetricType, Sample, Text};
+pub use sample::{labels, Family, Labels, MetricType, Sample, Samples, Text};
 
 /// A collector gathers one group of families per scrape.
 pub trait Collector: Send + Sync {

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 /// A queued task run: how long it usually takes, and how long it may hold its worker before
 /// it counts as stuck.
 struct Job {
-    run: Box<dyn FnOnce() + Send>,
+    /// The slot whose queued flight to run (a reference count, not a boxed closure: a scrape
+    /// queues a job per collector).
+    run: Arc<dyn Work>,
     expected: Duration,
     slow_after: Duration,
 }
@@ -207,7 +209,7 @@ impl Pool {
                 busy.limit_ms.store(limit, Ordering::Relaxed);
                 busy.since.store(now_mark(), Ordering::Relaxed);
                 drop(st);
-                (job.run)();
+                job.run.work();
                 busy.since.store(0, Ordering::Relaxed);
                 st = lock(&self.state);
                 // Extra workers started while this one was stuck: leave once enough others
@@ -260,7 +262,8 @@ struct Flight<T> {
     started: u64,
     /// Past the last waiter's deadline nobody needs the result: a queued run is dropped.
     deadline: Instant,
-    waiters: Vec<(Arc<Pending<T>>, usize)>,
+    /// Usually the one run that queued it: kept inline.
+    waiters: smallvec::SmallVec<[(Arc<Pending<T>>, usize); 1]>,
 }
 
 type Outcome<T> = (Option<T>, Duration);
@@ -296,6 +299,17 @@ impl<T> Pending<T> {
             drop(r);
             self.done.notify_one();
         }
+    }
+}
+
+/// What a worker runs: a slot's queued flight.
+trait Work: Send + Sync {
+    fn work(&self);
+}
+
+impl<T: Clone + Send + 'static> Work for Slot<T> {
+    fn work(&self) {
+        run(self)
     }
 }
 
@@ -486,12 +500,11 @@ impl<T: Clone + Send + 'static> Runner<T> {
                     *flight = Some(Flight {
                         started: 0,
                         deadline,
-                        waiters: vec![(pending.clone(), i)],
+                        waiters: smallvec::smallvec![(pending.clone(), i)],
                     });
                     let recent = Duration::from_micros(slot.recent_us.load(Ordering::Relaxed));
-                    let slot = Arc::clone(slot);
                     jobs.push(Job {
-                        run: Box::new(move || run(&slot)),
+                        run: Arc::clone(slot) as Arc<dyn Work>,
                         expected: recent,
                         slow_after: slow_after(recent),
                     });

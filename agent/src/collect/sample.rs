@@ -42,13 +42,17 @@ pub fn labels(pairs: &[(&'static str, &str)]) -> Labels {
         .collect()
 }
 
+/// A family's series; the first is kept inline (most families have one: a scrape then
+/// allocates nothing for them).
+pub type Samples = smallvec::SmallVec<[Sample; 1]>;
+
 /// A metric family: name, help text, type and its series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Family {
     pub name: Text,
     pub help: Text,
     pub kind: MetricType,
-    pub samples: Vec<Sample>,
+    pub samples: Samples,
 }
 
 impl Family {
@@ -57,7 +61,7 @@ impl Family {
             name: name.into(),
             help: help.into(),
             kind,
-            samples: Vec::new(),
+            samples: Samples::new(),
         }
     }
 

@@ -183,9 +183,16 @@ pub fn normalize(mut fams: Vec<Family>) -> Vec<Family> {
     for f in &mut out {
         for s in &mut f.samples {
             if !s.labels.is_sorted_by(|a, b| a.0 <= b.0) {
-                let mut sorted = s.labels.to_vec();
-                sorted.sort_by(|a, b| a.0.cmp(&b.0));
-                s.labels = sorted.into();
+                // In place when this series alone holds the set (most do); a set a collector
+                // keeps for later scrapes is copied.
+                match std::sync::Arc::get_mut(&mut s.labels) {
+                    Some(own) => own.sort_by(|a, b| a.0.cmp(&b.0)),
+                    None => {
+                        let mut sorted = s.labels.to_vec();
+                        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+                        s.labels = sorted.into();
+                    }
+                }
             }
         }
         // client_golang's order: fewer labels first, then label values in label-name order.

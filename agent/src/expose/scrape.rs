@@ -5,11 +5,14 @@
 use anyhow::Context;
 
 use crate::collect::pool::{Done, Runner, Task};
-use crate::collect::{self, Family, MetricType, Options};
+use crate::collect::{self, Family, Labels, MetricType, Options};
 
 /// The collectors, built once at start (they cache what never changes).
 pub struct Scraper {
     runner: Runner<Vec<Family>>,
+    /// Each collector's `collector="NAME"` label set, in the runner's order: made once, not
+    /// twice per collector on every scrape.
+    labels: Vec<(&'static str, Labels)>,
 }
 
 impl Scraper {
@@ -31,9 +34,21 @@ impl Scraper {
                 }),
             ));
         }
-        Ok(Scraper {
-            runner: Runner::new(tasks, opts.timeout),
-        })
+        Ok(Scraper::from_tasks(tasks, opts.timeout))
+    }
+
+    fn from_tasks(
+        tasks: Vec<(&'static str, Task<Vec<Family>>)>,
+        timeout: std::time::Duration,
+    ) -> Scraper {
+        let labels = tasks
+            .iter()
+            .map(|(name, _)| (*name, collect::labels(&[("collector", name)])))
+            .collect();
+        Scraper {
+            runner: Runner::new(tasks, timeout),
+            labels,
+        }
     }
 
     /// Names of the enabled collectors.
@@ -44,7 +59,7 @@ impl Scraper {
     /// Runs the collectors accepted by `keep`, in parallel, each within the timeout; a failing,
     /// hung or timed-out collector contributes only its success=0 series. Blocks the caller.
     pub fn scrape(&self, keep: &dyn Fn(&str) -> bool) -> Vec<Family> {
-        finish(self.runner.run(keep))
+        finish(self.runner.run(keep), &self.labels)
     }
 
     /// The same as [`Scraper::scrape`] without blocking a thread while the collectors run:
@@ -54,12 +69,16 @@ impl Scraper {
         keep: &dyn Fn(&str) -> bool,
     ) -> impl std::future::Future<Output = Vec<Family>> + Send + '_ {
         let run = self.runner.run_async(keep);
-        async move { finish(run.await) }
+        async move { finish(run.await, &self.labels) }
     }
 }
 
-/// The collectors' families, then the duration and success families.
-fn finish(results: Vec<(&'static str, Done<Vec<Family>>)>) -> Vec<Family> {
+/// The collectors' families, then the duration and success families. `labels` holds each
+/// collector's label set, in the order results come in (some may be left out).
+fn finish(
+    results: Vec<(&'static str, Done<Vec<Family>>)>,
+    labels: &[(&'static str, Labels)],
+) -> Vec<Family> {
     let mut duration = Family::new(
         "node_scrape_collector_duration_seconds",
         "node_exporter: Duration of a collector scrape.",
@@ -71,8 +90,12 @@ fn finish(results: Vec<(&'static str, Done<Vec<Family>>)>) -> Vec<Family> {
         MetricType::Gauge,
     );
     let mut out = Vec::new();
+    let mut sets = labels.iter();
     for (name, done) in results {
-        let labels = [("collector", name)];
+        let set = match sets.find(|(n, _)| *n == name) {
+            Some((_, set)) => set.clone(),
+            None => collect::labels(&[("collector", name)]),
+        };
         let (ok, took) = match done {
             Done::Ran { value, took } => {
                 let ok = value.is_some();
@@ -82,8 +105,8 @@ fn finish(results: Vec<(&'static str, Done<Vec<Family>>)>) -> Vec<Family> {
             Done::TimedOut { waited } => (false, waited.as_secs_f64()),
             Done::Skipped => (false, 0.0),
         };
-        duration.push(&labels, took);
-        success.push(&labels, if ok { 1.0 } else { 0.0 });
+        duration.push_labels(&set, took);
+        success.push_labels(&set, if ok { 1.0 } else { 0.0 });
     }
     out.push(duration);
     out.push(success);
@@ -131,9 +154,7 @@ mod tests {
                 (name, t)
             })
             .collect();
-        Scraper {
-            runner: Runner::new(tasks, std::time::Duration::from_secs(5)),
-        }
+        Scraper::from_tasks(tasks, std::time::Duration::from_secs(5))
     }
 
     fn success(fams: &[Family], name: &str) -> f64 {

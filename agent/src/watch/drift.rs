@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::base::mode::Mode;
-use crate::collect::{Family, MetricType};
+use crate::collect::{Family, Labels, MetricType};
 use crate::profile::value::normalize;
 use crate::profile::{Target, Want};
 use crate::tune::kernel::{Current, Kernel};
@@ -51,6 +51,8 @@ pub enum Event {
 #[derive(Debug)]
 struct Watched {
     target: Target,
+    /// `key="..."`, the label set of its series (made once).
+    key: Labels,
     want: Want,
     in_sync: bool,
     pending: bool,
@@ -96,6 +98,7 @@ impl DriftWatch {
             .iter()
             .filter(|i| matches!(i.action, Action::InSync | Action::Change | Action::Pending))
             .map(|i| Watched {
+                key: crate::collect::labels(&[("key", &i.target.to_string())]),
                 target: i.target.clone(),
                 want: i.want_value.clone(),
                 in_sync: i.action == Action::InSync,
@@ -337,13 +340,12 @@ impl DriftWatch {
             MetricType::Gauge,
         );
         for i in &self.items {
-            let key = i.target.to_string();
-            let l = [("key", key.as_str())];
-            in_sync.push(&l, if i.in_sync { 1.0 } else { 0.0 });
-            drift.push(&l, i.drift_total as f64);
-            corrections.push(&l, i.corrections_total as f64);
-            fight.push(&l, if i.fight.is_some() { 1.0 } else { 0.0 });
-            pending.push(&l, if i.pending { 1.0 } else { 0.0 });
+            let l = &i.key;
+            in_sync.push_labels(l, if i.in_sync { 1.0 } else { 0.0 });
+            drift.push_labels(l, i.drift_total as f64);
+            corrections.push_labels(l, i.corrections_total as f64);
+            fight.push_labels(l, if i.fight.is_some() { 1.0 } else { 0.0 });
+            pending.push_labels(l, if i.pending { 1.0 } else { 0.0 });
             if let Want::Ints(rels) = &i.want {
                 if let [rel] = rels.as_slice() {
                     if let Some(n) = rel.number() {
@@ -352,10 +354,10 @@ impl DriftWatch {
                             crate::profile::value::Rel::Le(_) => "ceiling",
                             _ => "exact",
                         };
-                        desired.push(&[("key", key.as_str()), ("relation", relation)], n as f64);
+                        desired.push(&[("key", &l[0].1), ("relation", relation)], n as f64);
                     }
                     if let Some(v) = i.actual.as_deref().and_then(|a| a.parse::<f64>().ok()) {
-                        actual.push(&l, v);
+                        actual.push_labels(l, v);
                     }
                 }
             }
