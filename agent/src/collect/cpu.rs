@@ -11,7 +11,7 @@ use anyhow::Context;
 use regex::Regex;
 
 use super::attr::{Attr, Dir, HeldFile, Listing};
-use super::{util, Collector, Family, MetricType, Options};
+use super::{labels, util, Collector, Family, Labels, MetricType, Options};
 
 /// Columns after `cpuN` in /proc/stat: user nice system idle iowait irq softirq steal guest
 /// guest_nice.
@@ -34,8 +34,16 @@ const JUMP_BACK_SECONDS: f64 = 3.0;
 
 type Times = [f64; FIELDS];
 
-/// CPU ids in /proc/stat's order, and (label, id) sorted as /metrics lists them.
-type CpuOrder = (Vec<u32>, Vec<(String, u32)>);
+/// CPU ids in /proc/stat's order, and the CPUs sorted as /metrics lists them (by label text).
+type CpuOrder = (Vec<u32>, Vec<CpuLabels>);
+
+/// One CPU's label sets, kept while the CPU set stays: `{cpu, mode}` for each of
+/// [`MODES_BY_NAME`], and for the guest modes nice and user.
+struct CpuLabels {
+    id: u32,
+    modes: Vec<Labels>,
+    guest: [Labels; 2],
+}
 
 struct Cpu {
     procfs: PathBuf,
@@ -526,19 +534,31 @@ impl Cpu {
         let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
         if order.0.len() != new.len() || order.0.iter().zip(&new).any(|(a, (b, _))| a != b) {
             order.0 = new.iter().map(|(id, _)| *id).collect();
-            order.1 = last.keys().map(|id| (id.to_string(), *id)).collect();
-            order.1.sort();
+            let mut text: Vec<(String, u32)> =
+                last.keys().map(|id| (id.to_string(), *id)).collect();
+            text.sort();
+            order.1 = text
+                .into_iter()
+                .map(|(cpu, id)| CpuLabels {
+                    id,
+                    modes: MODES_BY_NAME
+                        .iter()
+                        .map(|(_, mode)| labels(&[("cpu", &cpu), ("mode", mode)]))
+                        .collect(),
+                    guest: ["nice", "user"].map(|mode| labels(&[("cpu", &cpu), ("mode", mode)])),
+                })
+                .collect();
         }
-        for (cpu, id) in &order.1 {
-            let Some(t) = last.get(id) else {
+        for cpu in &order.1 {
+            let Some(t) = last.get(&cpu.id) else {
                 continue;
             };
-            for (i, mode) in MODES_BY_NAME {
-                secs.push(&[("cpu", cpu), ("mode", mode)], t[i]);
+            for ((i, _), set) in MODES_BY_NAME.iter().zip(&cpu.modes) {
+                secs.push_labels(set, t[*i]);
             }
             if self.guest {
-                guest.push(&[("cpu", cpu), ("mode", "nice")], t[9]);
-                guest.push(&[("cpu", cpu), ("mode", "user")], t[8]);
+                guest.push_labels(&cpu.guest[0], t[9]);
+                guest.push_labels(&cpu.guest[1], t[8]);
             }
         }
         out.push(secs);

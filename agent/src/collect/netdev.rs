@@ -355,6 +355,8 @@ struct Netdev {
     reader: Reader,
     detailed: bool,
     address_info: bool,
+    /// Each statistic's family name and help, made once.
+    names: util::Names,
 }
 
 impl Netdev {
@@ -373,11 +375,13 @@ impl Netdev {
             for (key, v) in stats {
                 fams.entry(key)
                     .or_insert_with(|| {
-                        Family::new(
-                            format!("node_network_{key}_total"),
-                            format!("Network device statistic {key}."),
-                            MetricType::Counter,
-                        )
+                        let (name, help) = self.names.get(key, || {
+                            (
+                                format!("node_network_{key}_total"),
+                                format!("Network device statistic {key}."),
+                            )
+                        });
+                        Family::new(name, help, MetricType::Counter)
                     })
                     .push_labels(&set, v as f64);
             }
@@ -430,6 +434,7 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
         reader: Reader::new(opts)?,
         detailed: opts.netdev_detailed,
         address_info: opts.netdev_address_info,
+        names: Default::default(),
     }))
 }
 

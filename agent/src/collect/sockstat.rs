@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::attr::HeldFile;
-use super::{util, Collector, Family, MetricType, Options};
+use super::{util, Collector, Family, MetricType, Options, Text};
 
 /// Optional per-protocol fields, in node_exporter's order.
 const FIELDS: &[&str] = &["orphan", "tw", "alloc", "mem", "memory"];
@@ -18,9 +18,10 @@ struct Sockstat {
     /// sockstat, then sockstat6 (true: the IPv6 one).
     files: [(HeldFile, bool); 2],
     page_size: f64,
+    names: util::Names,
 }
 
-fn gauge(out: &mut Vec<Family>, name: String, help: String, v: f64) {
+fn gauge(out: &mut Vec<Family>, name: Text, help: Text, v: f64) {
     out.push(Family::single(name, help, MetricType::Gauge, v));
 }
 
@@ -85,6 +86,7 @@ pub fn read_tcp(procfs: &Path) -> anyhow::Result<Option<TcpSockets>> {
 
 impl Sockstat {
     fn families(&self, text: &str, ipv6: bool, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        let mut key = String::new();
         for (proto, kvs) in parse(text)? {
             let get = |k: &str| kvs.iter().find(|(n, _)| *n == k).map(|(_, v)| *v as f64);
             if proto == "sockets" {
@@ -99,12 +101,17 @@ impl Sockstat {
                 continue;
             }
             let mut emit = |field: &str, v: f64| {
-                gauge(
-                    out,
-                    format!("node_sockstat_{proto}_{field}"),
-                    format!("Number of {proto} sockets in state {field}."),
-                    v,
-                )
+                key.clear();
+                key.push_str(proto);
+                key.push(' ');
+                key.push_str(field);
+                let (name, help) = self.names.get(&key, || {
+                    (
+                        format!("node_sockstat_{proto}_{field}"),
+                        format!("Number of {proto} sockets in state {field}."),
+                    )
+                });
+                gauge(out, name, help, v)
             };
             emit("inuse", get("inuse").unwrap_or(0.0));
             for f in FIELDS {
@@ -150,6 +157,7 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Sockstat {
         files: files(&opts.procfs),
         page_size: if page > 0 { page as f64 } else { 4096.0 },
+        names: Default::default(),
     }))
 }
 
@@ -166,6 +174,7 @@ mod tests {
         let c = Sockstat {
             files: super::files(d.path()),
             page_size: 4096.0,
+            names: Default::default(),
         };
         let mut out = Vec::new();
         c.collect(&mut out)?;

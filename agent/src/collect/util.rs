@@ -101,6 +101,32 @@ pub fn optional_regex(value: &Option<String>, flag: &str) -> anyhow::Result<Opti
         .with_context(|| format!("--{flag} must be a regular expression"))
 }
 
+/// Family names and help texts built from the kernel's own words (a protocol and a field
+/// name), made once per distinct key and kept for the life of the process like a
+/// [`FieldFilter`]'s: a scrape then allocates nothing for them.
+#[derive(Default)]
+pub struct Names(std::sync::Mutex<std::collections::HashMap<String, (super::Text, super::Text)>>);
+
+impl Names {
+    /// The name and help for `key`, made by `make` the first time.
+    pub fn get(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> (String, String),
+    ) -> (super::Text, super::Text) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(made) = m.get(key) {
+            return made.clone();
+        }
+        let (n, h) = make();
+        let made = (keep(n), keep(h));
+        if m.len() < MAX_FIELDS {
+            m.insert(key.to_string(), made.clone());
+        }
+        made
+    }
+}
+
 /// A `--collector.X.fields` regex whose answers are remembered: field names come from a small
 /// fixed set (the kernel's), in the same order on every read, so each is matched once instead
 /// of once per scrape, and a scrape checks each name against the one at the same place last
