@@ -151,19 +151,27 @@ fn text(b: &[u8]) -> &str {
 }
 
 /// Appends `s` with `\` and newline escaped, and `"` too when `quote` (label values; HELP in
-/// OpenMetrics). Copies unescaped runs whole: most strings have nothing to escape.
+/// OpenMetrics). Copies unescaped runs whole, found with memchr: most strings (a scrape writes
+/// about 15 kB of help text and label values) have nothing to escape.
 fn escape(out: &mut String, s: &str, quote: bool) {
+    let b = s.as_bytes();
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let rep = match b {
+    loop {
+        let next = if quote {
+            memchr::memchr3(b'\\', b'\n', b'"', &b[start..])
+        } else {
+            memchr::memchr2(b'\\', b'\n', &b[start..])
+        };
+        let Some(at) = next.map(|n| start + n) else {
+            break;
+        };
+        out.push_str(&s[start..at]);
+        out.push_str(match b[at] {
             b'\\' => "\\\\",
             b'\n' => "\\n",
-            b'"' if quote => "\\\"",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        out.push_str(rep);
-        start = i + 1;
+            _ => "\\\"",
+        });
+        start = at + 1;
     }
     out.push_str(&s[start..]);
 }
