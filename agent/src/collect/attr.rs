@@ -151,8 +151,9 @@ impl Drop for Attr {
 ///
 /// procfs and sysfs regenerate the text on each read from 0; a file they removed answers
 /// ENODEV (or ENOENT, ESTALE, ESRCH) and is opened again by its path. Any other file (a
-/// fixture tree) may be rewritten by rename or removed between scrapes: before each read its
-/// link count is checked (an fstat, no path walk), and an unlinked file is opened again.
+/// fixture tree) may be replaced between scrapes (by rename, by a symlink, or removed): before
+/// each read its path is looked up (a `stat`, still cheaper than an open and a close) and the
+/// file is opened again when the path no longer names the file held.
 pub struct HeldFile {
     path: PathBuf,
     state: std::sync::Mutex<HeldState>,
@@ -168,32 +169,43 @@ struct HeldState {
 
 struct Opened {
     file: File,
-    /// procfs or sysfs: its files are regenerated, never replaced.
+    /// A procfs or sysfs file in a procfs or sysfs directory: regenerated, never replaced.
+    /// (A fixture tree's path that links to one, as the fault tests make, can be.)
     kernel: bool,
+    /// The file's device and inode numbers, to tell whether its path still names it.
+    id: (u64, u64),
     /// Counted against the budget; if not, it is closed after each read.
     held: bool,
 }
 
 impl Opened {
     fn open(path: &Path) -> std::io::Result<Opened> {
+        use std::os::unix::fs::MetadataExt;
         let file = File::open(path)?;
-        // SAFETY: fstatfs writes only the struct passed in; the descriptor is open.
-        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-        let kernel = unsafe { libc::fstatfs(file.as_raw_fd(), &mut fs) } == 0
-            && [libc::PROC_SUPER_MAGIC, libc::SYSFS_MAGIC].contains(&fs.f_type);
+        let id = file.metadata().map_or((0, 0), |m| (m.dev(), m.ino()));
+        let kernel = kernel_fs(&file)
+            && path
+                .parent()
+                .and_then(|p| File::open(p).ok())
+                .is_some_and(|dir| kernel_fs(&dir));
         let budget = budget();
         let held = HELD
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 (n < budget).then_some(n + 1)
             })
             .is_ok();
-        Ok(Opened { file, kernel, held })
+        Ok(Opened {
+            file,
+            kernel,
+            id,
+            held,
+        })
     }
 
-    /// A fixture file replaced by rename or removed: its path now names another file, or none.
-    fn unlinked(&self) -> bool {
+    /// A file that is not the kernel's and whose path now names another file, or none.
+    fn replaced(&self, path: &Path) -> bool {
         use std::os::unix::fs::MetadataExt;
-        !self.kernel && self.file.metadata().is_ok_and(|m| m.nlink() == 0)
+        !self.kernel && std::fs::metadata(path).map_or(true, |m| (m.dev(), m.ino()) != self.id)
     }
 }
 
@@ -203,6 +215,14 @@ impl Drop for Opened {
             HELD.fetch_sub(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Whether `f` is on procfs or sysfs.
+fn kernel_fs(f: &File) -> bool {
+    // SAFETY: fstatfs writes only the struct passed in; the descriptor is open.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstatfs(f.as_raw_fd(), &mut fs) }) == 0
+        && [libc::PROC_SUPER_MAGIC, libc::SYSFS_MAGIC].contains(&fs.f_type)
 }
 
 /// Errors of a held file whose kernel object went away: open the path again.
@@ -230,7 +250,7 @@ impl HeldFile {
     pub fn bytes(&self) -> std::io::Result<Vec<u8>> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let st = &mut *st;
-        if st.open.as_ref().is_some_and(Opened::unlinked) {
+        if st.open.as_ref().is_some_and(|o| o.replaced(&self.path)) {
             st.open = None;
         }
         let reused = st.open.is_some();
@@ -486,6 +506,17 @@ mod tests {
         let tmp = d.path().join("tmp");
         std::fs::write(&tmp, "renamed\n").unwrap();
         std::fs::rename(&tmp, &p).unwrap();
+        assert_eq!(f.text().unwrap(), "renamed\n");
+        // Set aside (still linked elsewhere) and replaced by a symlink: the path's new file is
+        // read, and the original again once it is moved back.
+        let aside = d.path().join("aside");
+        std::fs::rename(&p, &aside).unwrap();
+        let other = d.path().join("other");
+        std::fs::write(&other, "linked\n").unwrap();
+        std::os::unix::fs::symlink(&other, &p).unwrap();
+        assert_eq!(f.text().unwrap(), "linked\n");
+        std::fs::remove_file(&p).unwrap();
+        std::fs::rename(&aside, &p).unwrap();
         assert_eq!(f.text().unwrap(), "renamed\n");
         // Removed: NotFound, and found again once it is back.
         std::fs::remove_file(&p).unwrap();
