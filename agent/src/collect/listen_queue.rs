@@ -40,36 +40,22 @@ pub fn read() -> std::io::Result<Vec<Listener>> {
 
 /// Every listening TCP socket of one address family.
 fn listeners(family: u8) -> std::io::Result<Vec<Listener>> {
-    // struct inet_diag_req_v2: family, protocol, ext, pad, states, then struct
-    // inet_diag_sockid (ports, addresses, interface, cookie: 48 bytes, all zero).
-    let mut req = [0u8; 56];
-    req[0] = family;
-    req[1] = libc::IPPROTO_TCP as u8;
-    req[4..8].copy_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
-    netlink::dump(
-        netlink::Protocol::SockDiag,
-        netlink::SOCK_DIAG_BY_FAMILY,
-        &req,
-        |m| {
-            if m.kind != netlink::SOCK_DIAG_BY_FAMILY {
-                return Ok(None);
-            }
-            // struct inet_diag_msg: family, state, timer, retrans (4 bytes), sockid (48:
-            // sport and dport in network byte order first), expires (4), rqueue (4), wqueue
-            // (4), uid (4), inode (4).
-            let port = m.body.get(4..6).map(|p| u16::from_be_bytes([p[0], p[1]]));
-            Ok(port
-                .zip(netlink::u32_at(m.body, 56))
-                .zip(netlink::u32_at(m.body, 60))
-                .zip(netlink::u32_at(m.body, 68))
-                .map(|(((port, queued), backlog), inode)| Listener {
-                    port,
-                    queued,
-                    backlog,
-                    inode,
-                }))
-        },
-    )
+    netlink::inet_diag(family, libc::IPPROTO_TCP as u8, 1u32 << TCP_LISTEN, |msg| {
+        // struct inet_diag_msg: family, state, timer, retrans (4 bytes), sockid (48:
+        // sport and dport in network byte order first), expires (4), rqueue (4), wqueue
+        // (4), uid (4), inode (4).
+        let port = msg.get(4..6).map(|p| u16::from_be_bytes([p[0], p[1]]));
+        Ok(port
+            .zip(netlink::u32_at(msg, 56))
+            .zip(netlink::u32_at(msg, 60))
+            .zip(netlink::u32_at(msg, 68))
+            .map(|(((port, queued), backlog), inode)| Listener {
+                port,
+                queued,
+                backlog,
+                inode,
+            }))
+    })
 }
 
 impl Collector for ListenQueue {

@@ -425,6 +425,28 @@ pub fn dump<T>(
     KEPT.dump(protocol, kind, body, parse)
 }
 
+/// Dumps the sockets of one address family and protocol whose state is in `states` (a bit
+/// per TCP state number) over NETLINK_SOCK_DIAG; `parse` gets each struct inet_diag_msg.
+pub fn inet_diag<T>(
+    family: u8,
+    protocol: u8,
+    states: u32,
+    mut parse: impl FnMut(&[u8]) -> io::Result<Option<T>>,
+) -> io::Result<Vec<T>> {
+    // struct inet_diag_req_v2: family, protocol, ext, pad, states, then an all-zero struct
+    // inet_diag_sockid (ports, addresses, interface, cookie: 48 bytes).
+    let mut req = [0u8; 56];
+    req[0] = family;
+    req[1] = protocol;
+    req[4..8].copy_from_slice(&states.to_ne_bytes());
+    dump(Protocol::SockDiag, SOCK_DIAG_BY_FAMILY, &req, |m| {
+        if m.kind != SOCK_DIAG_BY_FAMILY {
+            return Ok(None);
+        }
+        parse(m.body)
+    })
+}
+
 // ---- rtnetlink links ---------------------------------------------------------------------
 
 const IFLA_ADDRESS: u16 = 1;

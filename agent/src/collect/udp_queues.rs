@@ -104,34 +104,19 @@ struct UdpQueues {
 /// the kernel's UDP hash table instead of two (reading a seq_file to its end starts a walk
 /// again).
 fn diag(family: u8) -> std::io::Result<Queues> {
-    // struct inet_diag_req_v2: family, protocol, ext, pad, states (all), then an all-zero
-    // struct inet_diag_sockid (48 bytes).
-    let mut req = [0u8; 56];
-    req[0] = family;
-    req[1] = libc::IPPROTO_UDP as u8;
-    req[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
     let mut q = Queues::default();
-    netlink::dump(
-        netlink::Protocol::SockDiag,
-        netlink::SOCK_DIAG_BY_FAMILY,
-        &req,
-        |m| {
-            if m.kind != netlink::SOCK_DIAG_BY_FAMILY {
-                return Ok(None);
-            }
-            // struct inet_diag_msg: idiag_rqueue at 56, idiag_wqueue at 60.
-            let (Some(rx), Some(tx)) = (netlink::u32_at(m.body, 56), netlink::u32_at(m.body, 60))
-            else {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "short inet_diag_msg",
-                ));
-            };
-            q.rx = q.rx.wrapping_add(u64::from(rx));
-            q.tx = q.tx.wrapping_add(u64::from(tx));
-            Ok(None::<()>)
-        },
-    )?;
+    netlink::inet_diag(family, libc::IPPROTO_UDP as u8, u32::MAX, |msg| {
+        // struct inet_diag_msg: idiag_rqueue at 56, idiag_wqueue at 60.
+        let (Some(rx), Some(tx)) = (netlink::u32_at(msg, 56), netlink::u32_at(msg, 60)) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "short inet_diag_msg",
+            ));
+        };
+        q.rx = q.rx.wrapping_add(u64::from(rx));
+        q.tx = q.tx.wrapping_add(u64::from(tx));
+        Ok(None::<()>)
+    })?;
     Ok(q)
 }
 
