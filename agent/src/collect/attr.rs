@@ -277,8 +277,7 @@ impl HeldFile {
 
     /// [`HeldFile::bytes`] as UTF-8 text (`InvalidData` if it is not), as `util::read_text`.
     pub fn text(&self) -> std::io::Result<String> {
-        String::from_utf8(self.bytes()?)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
+        super::util::utf8(self.bytes()?)
     }
 
     /// [`HeldFile::text`] with the path in the error, as `util::read`.
@@ -291,21 +290,8 @@ impl HeldFile {
 
 /// Reads `f` from offset 0 to its end, into a buffer sized for `last` bytes and a margin.
 fn read_to_end(f: &File, last: usize) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0; (last + last / 8 + 128).next_multiple_of(64)];
-    let mut len = 0;
-    loop {
-        if len == buf.len() {
-            buf.resize(buf.len() * 2, 0);
-        }
-        match f.read_at(&mut buf[len..], len as u64) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(len);
-    Ok(buf)
+    let size = (last + last / 8 + 128).next_multiple_of(64);
+    super::util::read_all(size, |buf, at| f.read_at(buf, at))
 }
 
 /// A directory listed on every scrape: held open, rewound and read with `getdents64`, which
@@ -483,6 +469,12 @@ mod tests {
         assert!(!e.at_open && e.read_errno(libc::EISDIR));
     }
 
+    /// (kernel, held) of the file a HeldFile has open, if any.
+    fn held_as(f: &HeldFile) -> Option<(bool, bool)> {
+        let st = f.state.lock().unwrap();
+        st.open.as_ref().map(|o| (o.kernel, o.held))
+    }
+
     #[test]
     fn held_files_read_whole_and_follow_rewrites_renames_and_removal() {
         let d = tempfile::tempdir().unwrap();
@@ -492,13 +484,7 @@ mod tests {
         let f = HeldFile::new(p.clone());
         assert_eq!(f.text().unwrap(), big);
         // Held (a plain file, checked for renames before each read).
-        assert!(f
-            .state
-            .lock()
-            .unwrap()
-            .open
-            .as_ref()
-            .is_some_and(|o| !o.kernel && o.held));
+        assert_eq!(held_as(&f), Some((false, true)));
         // Rewritten in place, shorter: the held file reads the new end.
         std::fs::write(&p, "short\n").unwrap();
         assert_eq!(f.text().unwrap(), "short\n");
@@ -541,13 +527,7 @@ mod tests {
         let f = HeldFile::new("/proc/thread-self/comm".into());
         rename(c"held-before");
         assert_eq!(f.text().unwrap(), "held-before\n");
-        assert!(f
-            .state
-            .lock()
-            .unwrap()
-            .open
-            .as_ref()
-            .is_some_and(|o| o.kernel && o.held));
+        assert_eq!(held_as(&f), Some((true, true)));
         rename(c"held-after");
         assert_eq!(f.text().unwrap(), "held-after\n");
         // A sysctl (a procfs file that is not a seq_file) reads from 0 each time too.

@@ -14,7 +14,12 @@ pub fn read(path: &Path) -> anyhow::Result<String> {
 /// version's size probe and small first reads only add system calls. Reading into an 8 KiB
 /// buffer takes most files in one `read()` plus the one that sees the end.
 pub fn read_text(path: &Path) -> std::io::Result<String> {
-    String::from_utf8(read_bytes(path)?)
+    utf8(read_bytes(path)?)
+}
+
+/// Bytes read from a file as text: `InvalidData` if they are not UTF-8.
+pub fn utf8(bytes: Vec<u8>) -> std::io::Result<String> {
+    String::from_utf8(bytes)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
 }
 
@@ -22,13 +27,22 @@ pub fn read_text(path: &Path) -> std::io::Result<String> {
 /// Go parsers do) and must not fail on a stray invalid byte.
 pub fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut f = std::fs::File::open(path)?;
-    let mut buf = Vec::new();
+    read_all(8192, |buf, _| f.read(buf))
+}
+
+/// Reads to the end with `read(buffer, offset)` (a `read` or a `pread`), into a buffer of
+/// `size` bytes doubled as it fills; a read interrupted by a signal is tried again.
+pub fn read_all(
+    size: usize,
+    mut read: impl FnMut(&mut [u8], u64) -> std::io::Result<usize>,
+) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0; size.max(1)];
     let mut len = 0;
     loop {
         if len == buf.len() {
-            buf.resize((buf.len() * 2).max(8192), 0);
+            buf.resize(buf.len() * 2, 0);
         }
-        match f.read(&mut buf[len..]) {
+        match read(&mut buf[len..], len as u64) {
             Ok(0) => break,
             Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
