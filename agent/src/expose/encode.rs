@@ -206,17 +206,29 @@ pub fn normalize(mut fams: Vec<Family>) -> Vec<Family> {
         // client_golang's order: fewer labels first, then label values in label-name order.
         // The sort is stable, so of two series with the same labels the first collected stays,
         // and the later one is dropped as client_golang's registry drops it. The collectors
-        // with many series give them in this order already: checking costs one pass.
+        // with many series give them in this order already: checking costs one pass, and
+        // when every series orders strictly after the one before, none can be a duplicate.
         let order = |a: &Sample, b: &Sample| {
             let av = a.labels.iter().map(|l| l.1.as_str());
             let bv = b.labels.iter().map(|l| l.1.as_str());
             a.labels.len().cmp(&b.labels.len()).then_with(|| av.cmp(bv))
         };
-        if !f.samples.is_sorted_by(|a, b| order(a, b).is_le()) {
-            f.samples.sort_by(order);
+        let mut strictly = true;
+        for w in f.samples.windows(2) {
+            match order(&w[0], &w[1]) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => strictly = false,
+                std::cmp::Ordering::Greater => {
+                    f.samples.sort_by(order);
+                    strictly = false;
+                    break;
+                }
+            }
         }
-        f.samples
-            .dedup_by(|later, first| later.labels == first.labels);
+        if !strictly {
+            f.samples
+                .dedup_by(|later, first| later.labels == first.labels);
+        }
     }
     out
 }
@@ -476,6 +488,19 @@ mod tests {
         assert_eq!(
             out,
             "# HELP x h\n# TYPE x gauge\nx{k=\"b\"} 2\nx{k=\"a\",z=\"\"} 1\n"
+        );
+        // Already in order: a duplicate is still dropped; equal values under other label
+        // names are not a duplicate.
+        let mut y = Family::new("y", "h", MetricType::Gauge);
+        y.push(&[("j", "a")], 1.0);
+        y.push(&[("k", "a")], 2.0);
+        y.push(&[("k", "a")], 3.0);
+        y.push(&[("k", "b")], 4.0);
+        let mut out = String::new();
+        encode(&normalize(vec![y]), Format::Text, &mut out);
+        assert_eq!(
+            out,
+            "# HELP y h\n# TYPE y gauge\ny{j=\"a\"} 1\ny{k=\"a\"} 2\ny{k=\"b\"} 4\n"
         );
     }
 

@@ -75,18 +75,23 @@ pub fn parse_netstat_octets(text: &str) -> Option<(f64, f64)> {
     let mut lines = text.lines();
     while let Some(names) = lines.next() {
         let values = lines.next().unwrap_or("");
-        let names: Vec<&str> = names.split(' ').collect();
-        let values: Vec<&str> = values.split(' ').collect();
-        if names.len() != values.len() {
-            return None;
-        }
-        let ipext = names[0].trim_end_matches(':') == "IpExt";
-        for (k, v) in names.iter().zip(&values).skip(1) {
-            let v: f64 = v.parse().ok()?;
-            match (ipext, *k) {
-                (true, "InOctets") => inb = v,
-                (true, "OutOctets") => outb = v,
-                _ => {}
+        // Walked in step, without collecting: this runs on every scrape.
+        let (mut names, mut values) = (names.split(' '), values.split(' '));
+        let ipext = names.next()?.trim_end_matches(':') == "IpExt";
+        values.next()?;
+        loop {
+            match (names.next(), values.next()) {
+                (Some(k), Some(v)) => {
+                    let v: f64 = v.parse().ok()?;
+                    match (ipext, k) {
+                        (true, "InOctets") => inb = v,
+                        (true, "OutOctets") => outb = v,
+                        _ => {}
+                    }
+                }
+                (None, None) => break,
+                // As many names as values, or the file is garbled.
+                _ => return None,
             }
         }
     }

@@ -162,6 +162,12 @@ impl Pool {
         })
     }
 
+    /// Stats `path` on the caller's thread, for a mount that cannot block (see
+    /// `super::ANSWERS_FROM_MEMORY`).
+    pub fn stat_here(&self, path: &CStr) -> Answer {
+        (self.stat)(path)
+    }
+
     /// Stats every path within `wait`: one answer per path, in order. Paths marked stuck are
     /// answered [`Answer::TimedOut`] at once.
     pub fn stat_all(self: &Arc<Self>, paths: &[Arc<CString>], wait: Duration) -> Vec<Answer> {
