@@ -14,12 +14,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use anyhow::Context;
 
 use super::attr::{Attr, Dir, Listing};
-use super::{labels, util, Collector, Family, Labels, MetricType, Options};
+use super::{labels, util, Collector, Family, Labels, MetricType, Options, Text};
 
 const SENSOR_TYPES: &[&str] = &[
     "vrm",
@@ -53,9 +53,32 @@ pub struct Reader {
     dir: PathBuf,
     chips: util::DeviceFilter,
     sensors: util::DeviceFilter,
-    /// Whether sensor files are held open between reads (see [`Reader::by_path`]).
+    /// Whether sensor files are held open between reads (see [`Reader::for_alerts`]).
     hold: bool,
+    /// The one sensor kind set up, if limited (see [`Reader::for_alerts`]).
+    only: Option<&'static str>,
     cache: Mutex<Cache>,
+}
+
+/// What a reader is built from: readers built from equal keys are one reader.
+#[derive(PartialEq)]
+struct Key {
+    dir: PathBuf,
+    filters: [Option<String>; 4],
+}
+
+impl Key {
+    fn of(opts: &Options) -> Key {
+        Key {
+            dir: opts.sysfs.join("class/hwmon"),
+            filters: [
+                opts.hwmon_chip_exclude.clone(),
+                opts.hwmon_chip_include.clone(),
+                opts.hwmon_sensor_exclude.clone(),
+                opts.hwmon_sensor_include.clone(),
+            ],
+        }
+    }
 }
 
 /// The chips as last set up.
@@ -63,12 +86,12 @@ pub struct Reader {
 struct Cache {
     /// class/hwmon, listed on every read (opened at the first).
     class: Option<Dir>,
-    /// Its listing when `chips` was set up, and the sensor kind they were set up for.
-    seen: Option<(Listing, Option<&'static str>)>,
+    /// Its listing when `chips` was set up.
+    seen: Option<Listing>,
     chips: Vec<ChipCache>,
     /// Every family name and help text the chips' properties export, once (see [`Desc`]).
-    families: Vec<String>,
-    helps: Vec<String>,
+    families: Vec<Text>,
+    helps: Vec<Text>,
 }
 
 /// One chip the filters keep: its label and name (read once), and its sensor files.
@@ -86,10 +109,11 @@ struct ChipCache {
 }
 
 /// One sensor: its files by property ("" for the bare file), in name order, and how each
-/// is exported.
+/// is exported. Kept for every sensor of the host, so kept small: a host with hundreds of
+/// sensors holds hundreds of these.
 struct Sensor {
-    name: String,
-    kind: String,
+    name: Box<str>,
+    kind: &'static str,
     /// Its series' labels (chip, sensor), and with its label when that is fixed.
     labels: Labels,
     labelled: Option<Labels>,
@@ -100,10 +124,10 @@ struct Sensor {
 }
 
 struct Prop {
-    element: String,
+    element: Text,
     /// The hwmon directory's file and the device directory's, in that order: the last one
-    /// that reads wins (node_exporter reads the device directory second).
-    sources: Vec<Source>,
+    /// that reads wins (node_exporter reads the device directory second). Nearly always one.
+    sources: smallvec::SmallVec<[Source; 1]>,
     /// How it is exported when the bare file did not read ([0]) and when it did ([1]): the
     /// `input` element's name depends on it.
     desc: [Option<Desc>; 2],
@@ -111,16 +135,16 @@ struct Prop {
 
 enum Source {
     /// A label: fixed by the driver, read once.
-    Fixed(Vec<u8>),
+    Fixed(Box<[u8]>),
     /// Read on every scrape.
     Read(Attr),
 }
 
-/// How a property's value becomes a sample.
+/// How a property's value becomes a sample (two per property of every sensor: kept small).
 struct Desc {
     /// Indexes into [`Cache::families`] and [`Cache::helps`].
-    family: usize,
-    help: usize,
+    family: u32,
+    help: u32,
     kind: MetricType,
     scale: Scale,
     /// A GPU clock (freq*_input): labelled by the sensor's label, and only when it has one.
@@ -132,16 +156,18 @@ struct Desc {
 #[derive(Clone, Copy)]
 enum Scale {
     One,
-    Mul(f64),
-    Div(f64),
+    /// Milli-units: v * 0.001.
+    Milli,
+    /// Micro-units: v / 1e6.
+    Micro,
 }
 
 impl Scale {
     fn apply(self, v: f64) -> f64 {
         match self {
             Scale::One => v,
-            Scale::Mul(m) => v * m,
-            Scale::Div(d) => v / d,
+            Scale::Milli => v * 0.001,
+            Scale::Micro => v / 1e6,
         }
     }
 }
@@ -204,20 +230,26 @@ impl Prop {
 }
 
 /// The index of `name` in `table`, adding it.
-fn intern(table: &mut Vec<String>, name: String) -> usize {
-    match table.iter().position(|f| *f == name) {
+fn intern(table: &mut Vec<Text>, name: String) -> u32 {
+    let at = match table.iter().position(|f| *f == name) {
         Some(i) => i,
         None => {
-            table.push(name);
+            table.push(NAMES.get(&name, || (name.clone(), String::new())).0);
             table.len() - 1
         }
-    }
+    };
+    // A table holds the distinct names of one host's sensor properties: dozens.
+    at as u32
 }
+
+/// Family names, help texts and property names, made once for the process (a chip set up
+/// again, as on hotplug, finds them here): a scrape then copies no string.
+static NAMES: std::sync::LazyLock<util::Names> = std::sync::LazyLock::new(util::Names::default);
 
 /// The family and help tables a setup adds to.
 struct Tables<'a> {
-    families: &'a mut Vec<String>,
-    helps: &'a mut Vec<String>,
+    families: &'a mut Vec<Text>,
+    helps: &'a mut Vec<Text>,
 }
 
 /// How node_exporter exports property `e` of a sensor of `kind` (None: it does not, or not
@@ -256,7 +288,7 @@ fn describe(t: &mut Tables<'_>, kind: &str, e: &str, bare: bool) -> Option<Desc>
             format!("{name}_volts"),
             format!("Hardware monitor for voltage ({e})"),
             g,
-            Scale::Mul(0.001),
+            Scale::Milli,
             false,
         ),
         ("temp", e) if e != "type" => (
@@ -266,49 +298,49 @@ fn describe(t: &mut Tables<'_>, kind: &str, e: &str, bare: bool) -> Option<Desc>
                 if e.is_empty() { "input" } else { e }
             ),
             g,
-            Scale::Mul(0.001),
+            Scale::Milli,
             false,
         ),
         ("curr", _) => (
             format!("{name}_amps"),
             format!("Hardware monitor for current ({e})"),
             g,
-            Scale::Mul(0.001),
+            Scale::Milli,
             false,
         ),
         ("energy", _) => (
             format!("{name}_joule_total"),
             format!("Hardware monitor for joules used so far ({e})"),
             MetricType::Counter,
-            Scale::Div(1e6),
+            Scale::Micro,
             false,
         ),
         ("power", "accuracy") => (
             name,
             "Hardware monitor power meter accuracy, as a ratio".into(),
             g,
-            Scale::Div(1e6),
+            Scale::Micro,
             false,
         ),
         ("power", "average_interval" | "average_interval_min" | "average_interval_max") => (
             format!("{name}_seconds"),
             format!("Hardware monitor power usage update interval ({e})"),
             g,
-            Scale::Mul(0.001),
+            Scale::Milli,
             false,
         ),
         ("power", _) => (
             format!("{name}_watt"),
             format!("Hardware monitor for power usage in watts ({e})"),
             g,
-            Scale::Div(1e6),
+            Scale::Micro,
             false,
         ),
         ("humidity", _) => (
             name,
             format!("Hardware monitor for humidity, as a ratio (multiply with 100.0 to get the humidity as a percentage) ({e})"),
             g,
-            Scale::Div(1e6),
+            Scale::Micro,
             false,
         ),
         ("fan", "input" | "min" | "max" | "target") => (
@@ -323,7 +355,7 @@ fn describe(t: &mut Tables<'_>, kind: &str, e: &str, bare: bool) -> Option<Desc>
             format!("{name}_freq_mhz"),
             "Hardware monitor for GPU frequency in MHz".into(),
             g,
-            Scale::Div(1e6),
+            Scale::Micro,
             true,
         ),
         _ => (
@@ -358,20 +390,45 @@ impl Reader {
                 "collector.hwmon.sensor",
             )?,
             hold: true,
+            only: None,
             cache: Mutex::default(),
         })
     }
 
-    /// Opens each sensor file on every read instead of holding it: for a reader that runs
-    /// every alert interval, not on every scrape.
-    pub fn by_path(mut self) -> Reader {
-        self.hold = false;
-        self
+    /// The reader for `opts`, shared by everyone who asks with the same settings while any
+    /// of them holds it: the hwmon collector and the alert rules' [`Reader::temps`] then hold
+    /// one set of sensor files and one cache between them, not two.
+    pub fn shared(opts: &Options) -> anyhow::Result<Arc<Reader>> {
+        static READERS: Mutex<Vec<(Key, Weak<Reader>)>> = Mutex::new(Vec::new());
+        let key = Key::of(opts);
+        let mut readers = READERS.lock().unwrap_or_else(|p| p.into_inner());
+        readers.retain(|(_, r)| r.strong_count() > 0);
+        if let Some(r) = readers
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, r)| r.upgrade())
+        {
+            return Ok(r);
+        }
+        let r = Arc::new(Reader::new(opts)?);
+        readers.push((key, Arc::downgrade(&r)));
+        Ok(r)
     }
 
-    /// The chips the filters keep, set up again where a listing changed; `only` limits the
-    /// sensors to one kind. The cache comes back locked, for the caller to read the values.
-    fn chips(&self, only: Option<&'static str>) -> anyhow::Result<MutexGuard<'_, Cache>> {
+    /// A reader of temperatures alone that opens each file on every read instead of holding
+    /// it: for the alert rules when the hwmon collector is off (read every alert interval,
+    /// not on every scrape).
+    pub fn for_alerts(opts: &Options) -> anyhow::Result<Reader> {
+        Ok(Reader {
+            hold: false,
+            only: Some("temp"),
+            ..Reader::new(opts)?
+        })
+    }
+
+    /// The chips the filters keep, set up again where a listing changed. The cache comes back
+    /// locked, for the caller to read the values.
+    fn chips(&self) -> anyhow::Result<MutexGuard<'_, Cache>> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let cache_ref = &mut *cache;
         let listing = cache_ref
@@ -379,13 +436,13 @@ impl Reader {
             .get_or_insert_with(|| Dir::new(self.dir.clone()))
             .listing()
             .with_context(|| format!("reading {}", self.dir.display()))?;
-        if cache_ref.seen != Some((listing, only)) {
+        if cache_ref.seen != Some(listing) {
             // Drop what is held before opening anew, so the budget counts each file once.
             let class = cache_ref.class.take();
             *cache_ref = Cache::default();
             cache_ref.class = class;
             cache_ref.chips = self.setup_chips()?;
-            cache_ref.seen = Some((listing, only));
+            cache_ref.seen = Some(listing);
         }
         for chip in &mut cache_ref.chips {
             let own = chip.own.listing().ok();
@@ -400,7 +457,7 @@ impl Reader {
                     families: &mut cache_ref.families,
                     helps: &mut cache_ref.helps,
                 };
-                chip.sensors = self.setup_sensors(chip, only, &mut tables);
+                chip.sensors = self.setup_sensors(chip, &mut tables);
                 chip.seen = Some(seen);
             }
         }
@@ -436,15 +493,10 @@ impl Reader {
     }
 
     /// A chip's sensor files (its own directory's, then its device directory's) that the
-    /// sensor filter keeps; `only` limits them to one kind.
-    fn setup_sensors(
-        &self,
-        chip: &ChipCache,
-        only: Option<&str>,
-        tables: &mut Tables<'_>,
-    ) -> Vec<Sensor> {
+    /// sensor filter keeps (of one kind, for a reader limited to it).
+    fn setup_sensors(&self, chip: &ChipCache, tables: &mut Tables<'_>) -> Vec<Sensor> {
         // sensor → (kind, property → sources); sorted by name, as node_exporter reads them.
-        type Files = BTreeMap<String, (String, BTreeMap<String, Vec<Source>>)>;
+        type Files = BTreeMap<String, (&'static str, BTreeMap<String, Prop>)>;
         let mut files = Files::new();
         for dir in [chip.dir.clone(), chip.dir.join("device")] {
             let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -455,7 +507,10 @@ impl Reader {
                 let Some((kind, num, prop)) = explode(&name) else {
                     continue;
                 };
-                if !SENSOR_TYPES.contains(&kind) || only.is_some_and(|o| o != kind) {
+                let Some(kind) = SENSOR_TYPES.iter().find(|k| **k == kind) else {
+                    continue;
+                };
+                if self.only.is_some_and(|o| o != *kind) {
                     continue;
                 }
                 let sensor = format!("{kind}{num}");
@@ -472,30 +527,28 @@ impl Reader {
                     continue;
                 };
                 let source = match (prop, read_raw(&attr)) {
-                    ("label", Some(v)) => Source::Fixed(v.bytes().to_vec()),
+                    ("label", Some(v)) => Source::Fixed(v.bytes().into()),
                     // Not readable now: tried again on every scrape.
                     _ => Source::Read(attr),
                 };
                 files
                     .entry(sensor)
-                    .or_insert_with(|| (kind.to_string(), BTreeMap::new()))
+                    .or_insert_with(|| (kind, BTreeMap::new()))
                     .1
                     .entry(prop.to_string())
-                    .or_default()
+                    .or_insert_with(|| Prop {
+                        desc: [false, true].map(|bare| describe(tables, kind, prop, bare)),
+                        element: NAMES.get(prop, || (prop.to_string(), String::new())).0,
+                        sources: smallvec::SmallVec::new(),
+                    })
+                    .sources
                     .push(source);
             }
         }
         files
             .into_iter()
             .map(|(name, (kind, props))| {
-                let props: Vec<Prop> = props
-                    .into_iter()
-                    .map(|(element, sources)| Prop {
-                        desc: [false, true].map(|bare| describe(tables, &kind, &element, bare)),
-                        element,
-                        sources,
-                    })
-                    .collect();
+                let props: Vec<Prop> = props.into_values().collect();
                 let label = props.iter().position(|p| p.element == "label");
                 let fixed = label.and_then(|i| match props[i].sources.last() {
                     Some(Source::Fixed(v)) => Some(util::to_valid_utf8(v).into_owned()),
@@ -508,7 +561,7 @@ impl Reader {
                     }),
                     label,
                     bare: props.iter().position(|p| p.element.is_empty()),
-                    name,
+                    name: name.into(),
                     kind,
                     props,
                 }
@@ -519,10 +572,10 @@ impl Reader {
     /// Every temperature with its `crit` and `max` limits (the ThermalThrottling rule's
     /// input), as node_hwmon_temp_celsius and its limit families report them.
     pub fn temps(&self) -> anyhow::Result<Vec<Temp>> {
-        let cache = self.chips(Some("temp"))?;
+        let cache = self.chips()?;
         let mut out = Vec::new();
         for chip in &cache.chips {
-            for s in &chip.sensors {
+            for s in chip.sensors.iter().filter(|s| s.kind == "temp") {
                 let milli = |element: &str| {
                     let p = s.props.iter().find(|p| p.element == element)?;
                     num(p.value()?.bytes()).map(|v| v * 0.001)
@@ -532,7 +585,7 @@ impl Reader {
                 };
                 out.push(Temp {
                     chip: chip.label.clone(),
-                    sensor: s.name.clone(),
+                    sensor: s.name.to_string(),
                     celsius,
                     crit: milli("crit"),
                     max: milli("max"),
@@ -544,7 +597,7 @@ impl Reader {
 }
 
 struct Hwmon {
-    reader: Reader,
+    reader: Arc<Reader>,
 }
 
 /// Lower-cases and replaces anything but [a-z0-9:_] with '_', trimming underscores.
@@ -678,16 +731,20 @@ struct Out<'c> {
     fams: Vec<Option<Family>>,
     /// Families with fixed names (labels, chip names, the special kinds), by name.
     named: BTreeMap<&'static str, Family>,
-    families: &'c [String],
-    helps: &'c [String],
+    families: &'c [Text],
+    helps: &'c [Text],
 }
 
 impl Out<'_> {
     fn push(&mut self, d: &Desc, labels: &Labels, v: f64) {
         let (families, helps) = (self.families, self.helps);
-        self.fams[d.family]
+        self.fams[d.family as usize]
             .get_or_insert_with(|| {
-                Family::new(families[d.family].clone(), helps[d.help].clone(), d.kind)
+                Family::new(
+                    families[d.family as usize].clone(),
+                    helps[d.help as usize].clone(),
+                    d.kind,
+                )
             })
             .push_labels(labels, d.scale.apply(v));
     }
@@ -703,7 +760,7 @@ impl Out<'_> {
 impl Hwmon {
     /// One sensor's samples, from this scrape's values of its properties.
     fn emit(&self, chip: &str, s: &Sensor, vals: &[Option<Raw>], out: &mut Out<'_>) {
-        let sensor = s.name.as_str();
+        let sensor = &*s.name;
         let labels = &s.labels;
         let value = |i: Option<usize>| i.and_then(|i| vals[i].as_ref()).map(Raw::bytes);
         let label = value(s.label).map(|l| util::to_valid_utf8(l).into_owned());
@@ -721,7 +778,7 @@ impl Hwmon {
             );
         }
         let bare = value(s.bare);
-        match s.kind.as_str() {
+        match s.kind {
             "beep_enable" => {
                 let v = if bare == Some(b"1") { 1.0 } else { 0.0 };
                 out.push_named(
@@ -781,7 +838,7 @@ impl Hwmon {
 
 impl Collector for Hwmon {
     fn collect(&self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let cache = self.reader.chips(None)?;
+        let cache = self.reader.chips()?;
         let mut o = Out {
             fams: (0..cache.families.len()).map(|_| None).collect(),
             named: BTreeMap::new(),
@@ -814,7 +871,7 @@ impl Collector for Hwmon {
 
 pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
     Ok(Box::new(Hwmon {
-        reader: Reader::new(opts)?,
+        reader: Reader::shared(opts)?,
     }))
 }
 
@@ -1024,6 +1081,57 @@ mod tests {
         assert!(
             e.contains("--collector.hwmon.chip-include must be a regular expression"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn one_reader_for_the_collector_and_the_alert_rules() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        chip(
+            root,
+            0,
+            None,
+            &[
+                ("name", "coretemp"),
+                ("temp1_input", "41000"),
+                ("temp1_crit", "100000"),
+                ("fan1_input", "900"),
+            ],
+        );
+        let opts = |flags: &[&str]| {
+            let mut args = vec![format!("--path.sysfs={}", root.display())];
+            args.extend(flags.iter().map(|s| s.to_string()));
+            Options::from_flags(args).unwrap()
+        };
+        let a = Reader::shared(&opts(&[])).unwrap();
+        let b = Reader::shared(&opts(&[])).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "same settings, one reader");
+        let c = Reader::shared(&opts(&["--collector.hwmon.chip-exclude=nothing"])).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c), "other filters, another reader");
+        // The collector's full set-up serves the alert rules' temperatures, and back.
+        let collector = Hwmon { reader: a.clone() };
+        let mut fams = Vec::new();
+        collector.collect(&mut fams).unwrap();
+        assert!(fams.iter().any(|f| f.name == "node_hwmon_fan_rpm"));
+        let temps = b.temps().unwrap();
+        assert_eq!(temps.len(), 1, "{temps:?}");
+        assert_eq!((temps[0].celsius, temps[0].crit), (41.0, Some(100.0)));
+        let mut again = Vec::new();
+        collector.collect(&mut again).unwrap();
+        assert_eq!(fams, again);
+        // The alert rules' own reader, when the collector is off, sets up temperatures only.
+        let own = Reader::for_alerts(&opts(&[])).unwrap();
+        assert_eq!(own.temps().unwrap(), temps);
+        assert!(own.chips().unwrap().chips[0]
+            .sensors
+            .iter()
+            .all(|s| s.kind == "temp"));
+        drop((a, b, collector));
+        let fresh = Reader::shared(&opts(&[])).unwrap();
+        assert!(
+            fresh.cache.lock().unwrap().chips.is_empty(),
+            "a new reader once all let go"
         );
     }
 

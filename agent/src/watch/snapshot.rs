@@ -151,8 +151,13 @@ impl Sampler {
             "cpu",
             Box::new(move || Ok(Part::Throttles(throttles.read()))),
         ));
-        // Read every alert interval, not every scrape: its files are not held open.
-        let hwmon = hwmon::Reader::new(opts)?.by_path();
+        // The collector's reader when it is on (one set of sensor files for both); else one
+        // of its own that holds no files, read every alert interval, not every scrape.
+        let hwmon = if opts.enabled().contains(&"hwmon") {
+            hwmon::Reader::shared(opts)?
+        } else {
+            std::sync::Arc::new(hwmon::Reader::for_alerts(opts)?)
+        };
         tasks.push(("hwmon", Box::new(move || hwmon.temps().map(Part::Temps))));
         // NVML is loaded only where the gpu collector is switched on, as for /metrics.
         if opts.enabled().contains(&"gpu") {
