@@ -65,7 +65,7 @@ struct Cpu {
     last: Mutex<HashMap<u32, Times>>,
     /// The CPUs of the last /proc/stat in file order, and their labels sorted as text.
     order: Mutex<CpuOrder>,
-    throttles: ThrottleReader,
+    throttles: std::sync::Arc<ThrottleReader>,
 }
 
 /// Thermal-throttle counters: one per (package, core) and one per package (hyper-threads
@@ -150,6 +150,13 @@ fn read_counter(slot: &mut Option<Option<Attr>>, path: impl FnOnce() -> PathBuf)
 }
 
 impl ThrottleReader {
+    /// The reader of the CPUs under `sysfs`, shared by the cpu collector and the alert rules'
+    /// snapshot (one set of held counters and `online` files for both).
+    pub fn shared(sysfs: &Path) -> std::sync::Arc<ThrottleReader> {
+        static READERS: util::Shared<PathBuf, ThrottleReader> = util::Shared::new();
+        READERS.get(sysfs.to_path_buf(), || ThrottleReader::new(sysfs))
+    }
+
     pub fn new(sysfs: &Path) -> ThrottleReader {
         ThrottleReader {
             cpus: Mutex::new(CpuDirs {
@@ -670,7 +677,7 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
         isolated_path,
         last: Mutex::new(HashMap::new()),
         order: Mutex::default(),
-        throttles: ThrottleReader::new(&opts.sysfs),
+        throttles: ThrottleReader::shared(&opts.sysfs),
     }))
 }
 

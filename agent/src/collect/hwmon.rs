@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::Context;
 
@@ -399,20 +399,8 @@ impl Reader {
     /// of them holds it: the hwmon collector and the alert rules' [`Reader::temps`] then hold
     /// one set of sensor files and one cache between them, not two.
     pub fn shared(opts: &Options) -> anyhow::Result<Arc<Reader>> {
-        static READERS: Mutex<Vec<(Key, Weak<Reader>)>> = Mutex::new(Vec::new());
-        let key = Key::of(opts);
-        let mut readers = READERS.lock().unwrap_or_else(|p| p.into_inner());
-        readers.retain(|(_, r)| r.strong_count() > 0);
-        if let Some(r) = readers
-            .iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, r)| r.upgrade())
-        {
-            return Ok(r);
-        }
-        let r = Arc::new(Reader::new(opts)?);
-        readers.push((key, Arc::downgrade(&r)));
-        Ok(r)
+        static READERS: util::Shared<Key, Reader> = util::Shared::new();
+        READERS.try_get(Key::of(opts), || Reader::new(opts))
     }
 
     /// A reader of temperatures alone that opens each file on every read instead of holding

@@ -115,6 +115,46 @@ pub fn optional_regex(value: &Option<String>, flag: &str) -> anyhow::Result<Opti
         .with_context(|| format!("--{flag} must be a regular expression"))
 }
 
+/// Readers shared by everyone built from the same settings while any of them is alive: a
+/// collector and the alert rules' snapshot that read the same devices then hold one set of
+/// open files and one cache between them, not one each (on a big host, per-device state is
+/// most of the daemon's memory). Dropped by the last holder; a later request makes a new one.
+pub struct Shared<K, T>(std::sync::Mutex<Vec<(K, std::sync::Weak<T>)>>);
+
+impl<K: PartialEq, T> Shared<K, T> {
+    pub const fn new() -> Self {
+        Shared(std::sync::Mutex::new(Vec::new()))
+    }
+
+    /// The live reader made from `key`, else a new one from `make`.
+    pub fn get(&self, key: K, make: impl FnOnce() -> T) -> std::sync::Arc<T> {
+        match self.try_get(key, || Ok::<T, std::convert::Infallible>(make())) {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Shared::get`] with a `make` that may fail (a bad filter); nothing is kept then.
+    pub fn try_get<E>(
+        &self,
+        key: K,
+        make: impl FnOnce() -> Result<T, E>,
+    ) -> Result<std::sync::Arc<T>, E> {
+        let mut readers = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        readers.retain(|(_, r)| r.strong_count() > 0);
+        if let Some(r) = readers
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, r)| r.upgrade())
+        {
+            return Ok(r);
+        }
+        let r = std::sync::Arc::new(make()?);
+        readers.push((key, std::sync::Arc::downgrade(&r)));
+        Ok(r)
+    }
+}
+
 /// Family names and help texts built from the kernel's own words (a protocol and a field
 /// name), made once per distinct key and kept for the life of the process like a
 /// [`FieldFilter`]'s: a scrape then allocates nothing for them.
@@ -649,6 +689,20 @@ impl DeviceFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_readers_live_while_held() {
+        static READERS: Shared<&str, String> = Shared::new();
+        let a = READERS.get("a", || "first".to_string());
+        let again = READERS.get("a", || "second".to_string());
+        assert!(std::sync::Arc::ptr_eq(&a, &again));
+        assert_eq!(*READERS.get("b", || "other".to_string()), "other");
+        let failed: Result<_, &str> = READERS.try_get("c", || Err("bad filter"));
+        assert_eq!(failed.err(), Some("bad filter"));
+        assert_eq!(*READERS.get("c", || "made".to_string()), "made");
+        drop((a, again));
+        assert_eq!(*READERS.get("a", || "new".to_string()), "new");
+    }
 
     #[test]
     fn go_number_and_address_syntax() {

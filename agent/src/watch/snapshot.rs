@@ -146,7 +146,7 @@ impl Sampler {
         ));
         let nics = netdev::Reader::new(opts)?;
         tasks.push(("netdev", Box::new(move || nics.nics().map(Part::Nics))));
-        let throttles = cpu::ThrottleReader::new(&opts.sysfs);
+        let throttles = cpu::ThrottleReader::shared(&opts.sysfs);
         tasks.push((
             "cpu",
             Box::new(move || Ok(Part::Throttles(throttles.read()))),
