@@ -9,8 +9,13 @@
 //! What is read when (Documentation/hwmon/sysfs-interface.rst): a chip's `name`, its device
 //! link and its sensors' `*_label` files are fixed by the driver and read once; every other
 //! attribute (readings, alarms, and the limits, which are writable) is held open
-//! ([`attr::Attr`]) and read on every scrape. The chips and each chip's directories are listed
-//! on every scrape: a chip or a sensor file that appears, goes or is replaced is seen at once.
+//! ([`attr::Attr`]) and read on every scrape. class/hwmon and each chip's own directory are
+//! listed on every scrape: a chip or a sensor file that appears, goes or is replaced is seen
+//! at once. A chip's device directory is listed too while it holds sensor files (older
+//! drivers put them there); one without is looked at again when the chip's directory changes.
+//!
+//! The collector and the alert rules' temperatures share one [`Reader`] ([`Reader::shared`]):
+//! a host's sensors are held open and set up once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -98,13 +103,17 @@ struct Cache {
 struct ChipCache {
     dir: PathBuf,
     label: String,
-    name: Option<String>,
+    /// node_hwmon_chip_names' label set, when the chip has a name.
+    name_labels: Option<Labels>,
     /// The chip's directory and its device directory, listed on every read.
     own: Dir,
     device: Dir,
-    /// Their listings when `sensors` was set up (None: not readable; a device directory
-    /// that was not there is not looked for while the chip's own listing stays the same).
+    /// Their listings when `sensors` was set up (None: not readable).
     seen: Option<(Option<Listing>, Option<Listing>)>,
+    /// Whether the device directory held sensor files then. Drivers registered the modern
+    /// way keep their sensor files in the hwmon directory alone; a device directory without
+    /// any (or not there) is listed again only when the chip's own listing changes.
+    device_sensors: bool,
     sensors: Vec<Sensor>,
 }
 
@@ -172,60 +181,61 @@ impl Scale {
     }
 }
 
-/// One attribute value as read: at most 128 bytes, newlines trimmed.
-#[derive(Clone, Copy)]
-struct Raw {
-    buf: [u8; 128],
-    len: usize,
-}
-
-impl Raw {
-    fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
 /// One raw read() of up to 128 bytes with newlines trimmed (not other white space, so values
-/// match node_exporter's byte for byte); None when it fails.
-fn read_raw(attr: &Attr) -> Option<Raw> {
-    let mut raw = Raw {
-        buf: [0u8; 128],
-        len: 0,
+/// match node_exporter's byte for byte), added to `out`; false (and nothing added) when it
+/// fails.
+fn read_trimmed(attr: &Attr, out: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 128];
+    let Ok(v) = attr.read(&mut buf) else {
+        return false;
     };
-    let v = attr.read(&mut raw.buf).ok()?;
-    let mut start = 0;
-    let mut end = v.len();
-    while start < end && v[start] == b'\n' {
-        start += 1;
-    }
-    while end > start && v[end - 1] == b'\n' {
-        end -= 1;
-    }
-    raw.buf.copy_within(start..end, 0);
-    raw.len = end - start;
-    Some(raw)
+    let start = v.iter().position(|b| *b != b'\n').unwrap_or(v.len());
+    let end = v.iter().rposition(|b| *b != b'\n').map_or(start, |e| e + 1);
+    out.extend_from_slice(&v[start..end]);
+    true
 }
 
 impl Source {
-    fn value(&self) -> Option<Raw> {
+    /// Adds this scrape's value to `out`; false when it does not read.
+    fn value(&self, out: &mut Vec<u8>) -> bool {
         match self {
             Source::Fixed(v) => {
-                let mut raw = Raw {
-                    buf: [0u8; 128],
-                    len: v.len().min(128),
-                };
-                raw.buf[..raw.len].copy_from_slice(&v[..raw.len]);
-                Some(raw)
+                out.extend_from_slice(&v[..v.len().min(128)]);
+                true
             }
-            Source::Read(a) => read_raw(a),
+            Source::Read(a) => read_trimmed(a, out),
         }
     }
 }
 
 impl Prop {
-    /// This scrape's value: the last source that reads.
-    fn value(&self) -> Option<Raw> {
-        self.sources.iter().rev().find_map(Source::value)
+    /// Adds this scrape's value to `out`: the last source that reads.
+    fn value(&self, out: &mut Vec<u8>) -> bool {
+        self.sources.iter().rev().any(|s| s.value(out))
+    }
+}
+
+/// One sensor's values of this scrape, by property: their bytes one after another, and where
+/// each is (None: it did not read). Reused from sensor to sensor.
+#[derive(Default)]
+struct Values {
+    bytes: Vec<u8>,
+    at: Vec<Option<(usize, usize)>>,
+}
+
+impl Values {
+    fn read(&mut self, props: &[Prop]) {
+        self.bytes.clear();
+        self.at.clear();
+        for p in props {
+            let start = self.bytes.len();
+            let read = p.value(&mut self.bytes);
+            self.at.push(read.then_some((start, self.bytes.len())));
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        self.at[i].map(|(a, b)| &self.bytes[a..b])
     }
 }
 
@@ -435,7 +445,7 @@ impl Reader {
         for chip in &mut cache_ref.chips {
             let own = chip.own.listing().ok();
             let device = match chip.seen {
-                Some((same, None)) if same == own => None,
+                Some((same, device)) if same == own && !chip.device_sensors => device,
                 _ => chip.device.listing().ok(),
             };
             let seen = (own, device);
@@ -445,7 +455,7 @@ impl Reader {
                     families: &mut cache_ref.families,
                     helps: &mut cache_ref.helps,
                 };
-                chip.sensors = self.setup_sensors(chip, &mut tables);
+                (chip.sensors, chip.device_sensors) = self.setup_sensors(chip, &mut tables);
                 chip.seen = Some(seen);
             }
         }
@@ -462,31 +472,34 @@ impl Reader {
             .filter(|p| p.is_dir())
             .collect();
         dirs.sort();
-        let labels = chip_labels(&dirs);
+        let chip_labels = chip_labels(&dirs);
         Ok(dirs
             .into_iter()
-            .zip(labels)
+            .zip(chip_labels)
             // Filters see the label that is exported, collision suffix included.
             .filter(|(_, (label, _))| !self.chips.ignored(label))
             .map(|(dir, (label, name))| ChipCache {
                 own: Dir::new(dir.clone()),
                 device: Dir::new(dir.join("device")),
                 dir,
+                name_labels: name.map(|n| labels(&[("chip", &label), ("chip_name", &n)])),
                 label,
-                name,
                 seen: None,
+                device_sensors: false,
                 sensors: Vec::new(),
             })
             .collect())
     }
 
     /// A chip's sensor files (its own directory's, then its device directory's) that the
-    /// sensor filter keeps (of one kind, for a reader limited to it).
-    fn setup_sensors(&self, chip: &ChipCache, tables: &mut Tables<'_>) -> Vec<Sensor> {
+    /// sensor filter keeps (of one kind, for a reader limited to it), and whether the device
+    /// directory held any sensor file.
+    fn setup_sensors(&self, chip: &ChipCache, tables: &mut Tables<'_>) -> (Vec<Sensor>, bool) {
         // sensor → (kind, property → sources); sorted by name, as node_exporter reads them.
         type Files = BTreeMap<String, (&'static str, BTreeMap<String, Prop>)>;
         let mut files = Files::new();
-        for dir in [chip.dir.clone(), chip.dir.join("device")] {
+        let mut device_sensors = false;
+        for (dir, device) in [(chip.dir.clone(), false), (chip.dir.join("device"), true)] {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
@@ -498,6 +511,7 @@ impl Reader {
                 let Some(kind) = SENSOR_TYPES.iter().find(|k| **k == kind) else {
                     continue;
                 };
+                device_sensors |= device;
                 if self.only.is_some_and(|o| o != *kind) {
                     continue;
                 }
@@ -514,10 +528,12 @@ impl Reader {
                 let Ok(attr) = opened else {
                     continue;
                 };
-                let source = match (prop, read_raw(&attr)) {
-                    ("label", Some(v)) => Source::Fixed(v.bytes().into()),
-                    // Not readable now: tried again on every scrape.
-                    _ => Source::Read(attr),
+                let mut label = Vec::new();
+                let source = if prop == "label" && read_trimmed(&attr, &mut label) {
+                    Source::Fixed(label.into())
+                } else {
+                    // Not a label, or not readable now: read on every scrape.
+                    Source::Read(attr)
                 };
                 files
                     .entry(sensor)
@@ -533,7 +549,7 @@ impl Reader {
                     .push(source);
             }
         }
-        files
+        let sensors = files
             .into_iter()
             .map(|(name, (kind, props))| {
                 let props: Vec<Prop> = props.into_values().collect();
@@ -545,7 +561,7 @@ impl Reader {
                 Sensor {
                     labels: labels(&[("chip", &chip.label), ("sensor", &name)]),
                     labelled: fixed.map(|l| {
-                        labels(&[("chip", &chip.label), ("sensor", &name), ("label", &l)])
+                        labels(&[("chip", &chip.label), ("label", &l), ("sensor", &name)])
                     }),
                     label,
                     bare: props.iter().position(|p| p.element.is_empty()),
@@ -554,7 +570,8 @@ impl Reader {
                     props,
                 }
             })
-            .collect()
+            .collect();
+        (sensors, device_sensors)
     }
 
     /// Every temperature with its `crit` and `max` limits (the ThermalThrottling rule's
@@ -566,7 +583,9 @@ impl Reader {
             for s in chip.sensors.iter().filter(|s| s.kind == "temp") {
                 let milli = |element: &str| {
                     let p = s.props.iter().find(|p| p.element == element)?;
-                    num(p.value()?.bytes()).map(|v| v * 0.001)
+                    let mut v = Vec::new();
+                    p.value(&mut v).then_some(())?;
+                    num(&v).map(|v| v * 0.001)
                 };
                 let Some(celsius) = milli("").or_else(|| milli("input")) else {
                     continue;
@@ -747,16 +766,17 @@ impl Out<'_> {
 
 impl Hwmon {
     /// One sensor's samples, from this scrape's values of its properties.
-    fn emit(&self, chip: &str, s: &Sensor, vals: &[Option<Raw>], out: &mut Out<'_>) {
+    fn emit(&self, chip: &str, s: &Sensor, vals: &Values, out: &mut Out<'_>) {
         let sensor = &*s.name;
         let labels = &s.labels;
-        let value = |i: Option<usize>| i.and_then(|i| vals[i].as_ref()).map(Raw::bytes);
-        let label = value(s.label).map(|l| util::to_valid_utf8(l).into_owned());
+        let value = |i: Option<usize>| i.and_then(|i| vals.get(i));
+        let label = value(s.label).map(util::to_valid_utf8);
         if let Some(label) = &label {
             let set = match &s.labelled {
                 // A fixed label: its label set is kept.
                 Some(set) => set.clone(),
-                None => self::labels(&[("chip", chip), ("sensor", sensor), ("label", label)]),
+                // In label-name order, as the encoder wants them.
+                None => self::labels(&[("chip", chip), ("label", label), ("sensor", sensor)]),
             };
             out.push_named(
                 "node_hwmon_sensor_label",
@@ -801,11 +821,11 @@ impl Hwmon {
             }
             _ => {}
         }
-        for (p, val) in s.props.iter().zip(vals) {
-            let (Some(d), Some(raw)) = (&p.desc[usize::from(bare.is_some())], val) else {
+        for (i, p) in s.props.iter().enumerate() {
+            let (Some(d), Some(raw)) = (&p.desc[usize::from(bare.is_some())], vals.get(i)) else {
                 continue;
             };
-            let Some(v) = num(raw.bytes()) else {
+            let Some(v) = num(raw) else {
                 continue;
             };
             if d.freq {
@@ -833,19 +853,18 @@ impl Collector for Hwmon {
             families: &cache.families,
             helps: &cache.helps,
         };
-        let mut vals: Vec<Option<Raw>> = Vec::new();
+        let mut vals = Values::default();
         for chip in &cache.chips {
-            if let Some(n) = &chip.name {
+            if let Some(n) = &chip.name_labels {
                 o.push_named(
                     "node_hwmon_chip_names",
                     "Annotation metric for human-readable chip names",
-                    &labels(&[("chip", &chip.label), ("chip_name", n)]),
+                    n,
                     1.0,
                 );
             }
             for s in &chip.sensors {
-                vals.clear();
-                vals.extend(s.props.iter().map(Prop::value));
+                vals.read(&s.props);
                 self.emit(&chip.label, s, &vals, &mut o);
             }
         }
@@ -976,7 +995,7 @@ mod tests {
             format!("node_hwmon_temp_crit_celsius {c},sensor=temp1 100"),
             format!("node_hwmon_temp_crit_alarm_celsius {c},sensor=temp1 0"),
             format!("node_hwmon_temp_celsius {c},sensor=temp2 30"),
-            format!("node_hwmon_sensor_label {c},sensor=temp1,label=Package id 0  1"),
+            format!("node_hwmon_sensor_label {c},label=Package id 0 ,sensor=temp1 1"),
             format!("node_hwmon_fan_rpm {c},sensor=fan1 1200"),
             format!("node_hwmon_fan_pulses {c},sensor=fan1 2"),
             format!("node_hwmon_in_volts {c},sensor=in0 1.04"),
@@ -1121,6 +1140,34 @@ mod tests {
             fresh.cache.lock().unwrap().chips.is_empty(),
             "a new reader once all let go"
         );
+    }
+
+    #[test]
+    fn sensors_in_the_device_directory_come_and_go() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        // An old-style driver: its sensor files in the device directory.
+        chip(root, 0, Some("platform/it87.656"), &[("name", "it8728")]);
+        write(root, "devices/platform/it87.656/in0_input", "1000");
+        let c = build(&Options::from_flags([format!("--path.sysfs={}", root.display())]).unwrap())
+            .unwrap();
+        let volts = |c: &dyn Collector| {
+            let mut out = Vec::new();
+            c.collect(&mut out).unwrap();
+            out.iter()
+                .filter(|f| f.name == "node_hwmon_in_volts")
+                .map(|f| f.samples.len())
+                .sum::<usize>()
+        };
+        assert_eq!(volts(&*c), 1);
+        write(root, "devices/platform/it87.656/in1_input", "2000");
+        assert_eq!(
+            volts(&*c),
+            2,
+            "a sensor file that appears in the device directory"
+        );
+        std::fs::remove_file(root.join("devices/platform/it87.656/in0_input")).unwrap();
+        assert_eq!(volts(&*c), 1, "and one that goes");
     }
 
     #[test]
