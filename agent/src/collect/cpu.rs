@@ -157,7 +157,7 @@ impl ThrottleReader {
         READERS.get(sysfs.to_path_buf(), || ThrottleReader::new(sysfs))
     }
 
-    pub fn new(sysfs: &Path) -> ThrottleReader {
+    fn new(sysfs: &Path) -> ThrottleReader {
         ThrottleReader {
             cpus: Mutex::new(CpuDirs {
                 dir: Dir::new(sysfs.join("devices/system/cpu")),

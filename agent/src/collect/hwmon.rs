@@ -386,7 +386,7 @@ fn describe(t: &mut Tables<'_>, kind: &str, e: &str, bare: bool) -> Option<Desc>
 }
 
 impl Reader {
-    pub fn new(opts: &Options) -> anyhow::Result<Reader> {
+    fn new(opts: &Options) -> anyhow::Result<Reader> {
         Ok(Reader {
             dir: opts.sysfs.join("class/hwmon"),
             chips: util::DeviceFilter::flags(
