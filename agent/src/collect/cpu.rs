@@ -38,12 +38,15 @@ type Times = [f64; FIELDS];
 type CpuOrder = (Vec<u32>, Vec<CpuLabels>);
 
 /// One CPU's label sets, kept while the CPU set stays: `{cpu, mode}` for each of
-/// [`MODES_BY_NAME`], and for the guest modes nice and user.
+/// [`MODES_BY_NAME`] (the guest family's nice and user are the same sets).
 struct CpuLabels {
     id: u32,
     modes: Vec<Labels>,
-    guest: [Labels; 2],
 }
+
+/// Where nice and user are in [`MODES_BY_NAME`].
+const NICE: usize = 3;
+const USER: usize = 7;
 
 struct Cpu {
     procfs: PathBuf,
@@ -552,7 +555,6 @@ impl Cpu {
                         .iter()
                         .map(|(_, mode)| labels(&[("cpu", &cpu), ("mode", mode)]))
                         .collect(),
-                    guest: ["nice", "user"].map(|mode| labels(&[("cpu", &cpu), ("mode", mode)])),
                 })
                 .collect();
         }
@@ -564,8 +566,8 @@ impl Cpu {
                 secs.push_labels(set, t[*i]);
             }
             if self.guest {
-                guest.push_labels(&cpu.guest[0], t[9]);
-                guest.push_labels(&cpu.guest[1], t[8]);
+                guest.push_labels(&cpu.modes[NICE], t[9]);
+                guest.push_labels(&cpu.modes[USER], t[8]);
             }
         }
         out.push(secs);
@@ -684,6 +686,12 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guest_modes_index_the_mode_table() {
+        assert_eq!(MODES_BY_NAME[NICE].1, "nice");
+        assert_eq!(MODES_BY_NAME[USER].1, "user");
+    }
     use crate::testing::write;
 
     fn opts(root: &Path, extra: &[&str]) -> Options {

@@ -244,7 +244,7 @@ fn intern(table: &mut Vec<Text>, name: String) -> u32 {
     let at = match table.iter().position(|f| *f == name) {
         Some(i) => i,
         None => {
-            table.push(NAMES.get(&name, || (name.clone(), String::new())).0);
+            table.push(NAMES.one(&name));
             table.len() - 1
         }
     };
@@ -542,7 +542,7 @@ impl Reader {
                     .entry(prop.to_string())
                     .or_insert_with(|| Prop {
                         desc: [false, true].map(|bare| describe(tables, kind, prop, bare)),
-                        element: NAMES.get(prop, || (prop.to_string(), String::new())).0,
+                        element: NAMES.one(prop),
                         sources: smallvec::SmallVec::new(),
                     })
                     .sources
@@ -579,11 +579,12 @@ impl Reader {
     pub fn temps(&self) -> anyhow::Result<Vec<Temp>> {
         let cache = self.chips()?;
         let mut out = Vec::new();
+        let mut v = Vec::new();
         for chip in &cache.chips {
             for s in chip.sensors.iter().filter(|s| s.kind == "temp") {
-                let milli = |element: &str| {
+                let mut milli = |element: &str| {
                     let p = s.props.iter().find(|p| p.element == element)?;
-                    let mut v = Vec::new();
+                    v.clear();
                     p.value(&mut v).then_some(())?;
                     num(&v).map(|v| v * 0.001)
                 };

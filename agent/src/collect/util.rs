@@ -179,6 +179,11 @@ impl Names {
         }
         made
     }
+
+    /// `s` itself, kept once (a name that is its own key).
+    pub fn one(&self, s: &str) -> super::Text {
+        self.get(s, || (s.to_string(), String::new())).0
+    }
 }
 
 /// A `--collector.X.fields` regex whose answers are remembered: field names come from a small

@@ -213,19 +213,21 @@ pub fn normalize(mut fams: Vec<Family>) -> Vec<Family> {
             let bv = b.labels.iter().map(|l| l.1.as_str());
             a.labels.len().cmp(&b.labels.len()).then_with(|| av.cmp(bv))
         };
-        let mut strictly = true;
+        let (mut sorted, mut strictly) = (true, true);
         for w in f.samples.windows(2) {
             match order(&w[0], &w[1]) {
                 std::cmp::Ordering::Less => {}
                 std::cmp::Ordering::Equal => strictly = false,
                 std::cmp::Ordering::Greater => {
-                    f.samples.sort_by(order);
-                    strictly = false;
+                    sorted = false;
                     break;
                 }
             }
         }
-        if !strictly {
+        if !sorted {
+            f.samples.sort_by(order);
+        }
+        if !(sorted && strictly) {
             f.samples
                 .dedup_by(|later, first| later.labels == first.labels);
         }

@@ -327,21 +327,25 @@ const ANSWERS_FROM_MEMORY: &[&str] = &[
 /// `paths` are the mounts' statfs paths, `--path.rootfs` joined.
 fn inline(mounts: &[Mount], paths: &[Vec<u8>]) -> Vec<bool> {
     let local = |m: &Mount| ANSWERS_FROM_MEMORY.contains(&m.fs_type.as_str());
-    let quick = |m: &Mount| local(m) && !m.project_quota;
-    let under = |path: &[u8], dir: &[u8]| {
-        dir == b"/" || (path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/')
+    // The paths of the other mounts: a hash lookup per ancestor, not a pass over every mount
+    // per mount (hosts with thousands of mounts set this up again whenever one comes or goes).
+    let others: HashSet<&[u8]> = mounts
+        .iter()
+        .zip(paths)
+        .filter(|(m, _)| !local(m))
+        .map(|(_, p)| p.as_slice())
+        .collect();
+    // Itself (a mount stacked on the same path is what statfs would reach), the root, and
+    // every directory on the way.
+    let crosses_other = |path: &[u8]| {
+        others.contains(path)
+            || others.contains(&b"/"[..])
+            || (1..path.len()).any(|i| path[i] == b'/' && others.contains(&path[..i]))
     };
     mounts
         .iter()
         .zip(paths)
-        .map(|(m, path)| {
-            quick(m)
-                && mounts
-                    .iter()
-                    .zip(paths)
-                    // A mount stacked on the same path is what statfs would reach.
-                    .all(|(a, dir)| local(a) || !(under(path, dir) || dir == path))
-        })
+        .map(|(m, path)| local(m) && !m.project_quota && !crosses_other(path))
         .collect()
 }
 
