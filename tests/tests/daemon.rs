@@ -860,3 +860,64 @@ fn start_up_code_is_released_and_scrapes_still_work() {
     let (code, _) = d.stop();
     assert_eq!(code, 0);
 }
+
+/// A running process's environment as it is in its memory now. glibc's start-up writes a NUL
+/// after each tunable it parses in GLIBC_TUNABLES, so those show as entries of their own.
+fn environ_of(pid: u32) -> Vec<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    environ
+        .split(|b| *b == 0)
+        .map(|kv| String::from_utf8_lossy(kv).into_owned())
+        .collect()
+}
+
+#[test]
+fn the_daemon_starts_itself_again_without_glibc_thread_caches() {
+    // An operator's own tunable is kept and the cache setting added to it; the process is
+    // the same one (PID, name), and serves.
+    let d = Daemon::start(
+        &[],
+        &["--mode=off", "--web.listen-address=127.0.0.1:0"],
+        &[("GLIBC_TUNABLES", "glibc.malloc.perturb=0")],
+    );
+    let addr = d.addr();
+    let pid = d.child.id();
+    let env = environ_of(pid);
+    let at = env
+        .iter()
+        .position(|kv| kv == "GLIBC_TUNABLES=glibc.malloc.perturb=0")
+        .unwrap_or_else(|| panic!("no GLIBC_TUNABLES in {env:?}"));
+    assert_eq!(
+        env.get(at + 1).map(String::as_str),
+        Some("glibc.malloc.tcache_count=0"),
+        "{env:?}\n{}",
+        d.stderr()
+    );
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).expect("comm");
+    assert_eq!(comm.trim(), "nodetune");
+    let (code, _, _) = http_get(&addr, "/metrics", &[]).expect("scrape");
+    assert_eq!(code, 200);
+    let (code, log) = d.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(!log.contains("thread caches stay on"), "{log}");
+
+    // A count the operator set is left as it is: no second start.
+    let d = Daemon::start(
+        &[],
+        &["--mode=off", "--web.listen-address=127.0.0.1:0"],
+        &[("GLIBC_TUNABLES", "glibc.malloc.tcache_count=7")],
+    );
+    d.addr();
+    let env = environ_of(d.child.id());
+    assert!(
+        env.iter()
+            .any(|kv| kv == "GLIBC_TUNABLES=glibc.malloc.tcache_count=7"),
+        "{env:?}"
+    );
+    assert!(
+        !env.iter().any(|kv| kv.contains("tcache_count=0")),
+        "{env:?}"
+    );
+    let (code, log) = d.stop();
+    assert_eq!(code, 0, "{log}");
+}

@@ -109,7 +109,12 @@ fn settings(a: &Args) -> Settings {
 }
 
 pub fn main(a: &Args) -> anyhow::Result<i32> {
+    // First, while the process has one thread: it may start itself again from here.
+    let allocator = crate::daemon::memory::reexec_without_thread_caches();
     a.log.init();
+    if let Some(why) = allocator {
+        log::log(log::Level::Warning, &why, &[]);
+    }
     let d = Daemon::start(settings(a))?;
     crate::cli::tune::print_plan(d.plan());
     let web = d.config().web.clone();

@@ -62,6 +62,67 @@ fn rss_file_kb() -> Option<u64> {
     status_kb("RssFile")
 }
 
+/// The glibc tunable that turns its per-thread caches off.
+const NO_THREAD_CACHE: &str = "glibc.malloc.tcache_count=0";
+
+/// Starts the daemon again, once, with glibc's per-thread caches of freed blocks ("tcache")
+/// turned off; returns only when that is not needed or not possible (the reason, for the log).
+///
+/// Each thread keeps up to seven freed blocks of every small size. The allocator counts them
+/// as in use, so neither coalescing nor a trim returns the pages they lie on, and a scrape's
+/// short-lived strings and label sets, spread over more pages on a bigger host, pin more of
+/// them: on the --grow trees they were 160 kB at the base host and about 2 kB more per NIC
+/// or disk (docs/benchmarks.md, "Cost as the host grows"), for no measurable gain in CPU.
+/// glibc reads the setting only from GLIBC_TUNABLES at start-up, hence the new exec (same
+/// PID, arguments and environment, plus the tunable). A GLIBC_TUNABLES that already sets
+/// `glibc.malloc.tcache_count` is left as it is: that is also how to keep the caches.
+/// Call before any thread is started.
+pub fn reexec_without_thread_caches() -> Option<String> {
+    #[cfg(target_env = "gnu")]
+    {
+        use std::os::unix::process::CommandExt;
+        let tunables = std::env::var_os("GLIBC_TUNABLES");
+        let value = with_thread_caches_off(tunables.as_deref().map(|t| t.to_string_lossy()))?;
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => {
+                return Some(format!(
+                    "glibc's thread caches stay on: own path unknown: {e}"
+                ))
+            }
+        };
+        let mut args = std::env::args_os();
+        let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+        // exec only returns on failure.
+        let e = std::process::Command::new(&exe)
+            .arg0(arg0)
+            .args(args)
+            .env("GLIBC_TUNABLES", value)
+            .exec();
+        Some(format!(
+            "glibc's thread caches stay on: exec {}: {e}",
+            exe.display()
+        ))
+    }
+    #[cfg(not(target_env = "gnu"))]
+    None
+}
+
+/// GLIBC_TUNABLES with the thread caches turned off, or None when it already says how many
+/// blocks they keep.
+fn with_thread_caches_off(tunables: Option<std::borrow::Cow<str>>) -> Option<String> {
+    match tunables {
+        Some(t)
+            if t.split(':')
+                .any(|kv| kv.split('=').next() == Some("glibc.malloc.tcache_count")) =>
+        {
+            None
+        }
+        Some(t) if !t.is_empty() => Some(format!("{t}:{NO_THREAD_CACHE}")),
+        _ => Some(NO_THREAD_CACHE.to_string()),
+    }
+}
+
 /// Releases start-up code pages; returns the kB of file-backed RSS released. Call once, when
 /// start-up is over. Failures are harmless (the pages simply stay) and reported to the caller.
 pub fn release_startup_code() -> io::Result<u64> {
@@ -145,6 +206,25 @@ fn trim() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_thread_caches_are_turned_off_unless_the_environment_says_otherwise() {
+        let off = |t: Option<&str>| with_thread_caches_off(t.map(std::borrow::Cow::Borrowed));
+        assert_eq!(off(None).as_deref(), Some(NO_THREAD_CACHE));
+        assert_eq!(off(Some("")).as_deref(), Some(NO_THREAD_CACHE));
+        assert_eq!(
+            off(Some("glibc.malloc.check=3")).as_deref(),
+            Some("glibc.malloc.check=3:glibc.malloc.tcache_count=0")
+        );
+        // Set by the operator (or by the first exec): left alone, so it never loops.
+        assert_eq!(off(Some("glibc.malloc.tcache_count=7")), None);
+        assert_eq!(
+            off(Some("glibc.malloc.check=3:glibc.malloc.tcache_count=0")),
+            None
+        );
+        // A longer name that starts the same is another tunable.
+        assert!(off(Some("glibc.malloc.tcache_count_x=1")).is_some());
+    }
 
     #[test]
     fn only_clean_read_only_file_mappings_are_dropped() {
