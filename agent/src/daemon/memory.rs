@@ -71,8 +71,9 @@ const NO_THREAD_CACHE: &str = "glibc.malloc.tcache_count=0";
 /// Each thread keeps up to seven freed blocks of every small size. The allocator counts them
 /// as in use, so neither coalescing nor a trim returns the pages they lie on, and a scrape's
 /// short-lived strings and label sets, spread over more pages on a bigger host, pin more of
-/// them: on the --grow trees they were 160 kB at the base host and about 2 kB more per NIC
-/// or disk (docs/benchmarks.md, "Cost as the host grows"), for no measurable gain in CPU.
+/// them: on the --grow trees they were about 200 kB at the base host and 1-2 kB more per
+/// zone, disk or NIC (docs/benchmarks.md, "Cost as the host grows"), for under 1 % of CPU
+/// when scraped as Prometheus does (3-4 % only with scrapes back to back).
 /// glibc reads the setting only from GLIBC_TUNABLES at start-up, hence the new exec (same
 /// PID, arguments and environment, plus the tunable). A GLIBC_TUNABLES that already sets
 /// `glibc.malloc.tcache_count` is left as it is: that is also how to keep the caches.
