@@ -190,6 +190,20 @@ struct Tree {
     _dir: tempfile::TempDir,
 }
 
+/// The tree's directory. libFuzzer ends the process with exit(), which never drops statics
+/// (the TempDir below), so an exit handler removes it.
+static DIR: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_tree() {
+    if let Some(dir) = DIR.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+extern "C" {
+    fn atexit(f: extern "C" fn()) -> std::os::raw::c_int;
+}
+
 fn tree() -> &'static Tree {
     static TREE: OnceLock<Tree> = OnceLock::new();
     TREE.get_or_init(|| {
@@ -203,6 +217,10 @@ fn tree() -> &'static Tree {
             })
             .expect("tempdir");
         let root = dir.path().to_path_buf();
+        if DIR.set(root.clone()).is_ok() {
+            // SAFETY: registers a plain function; it runs once, at exit.
+            unsafe { atexit(remove_tree) };
+        }
         let mut flags = vec![
             format!("--path.procfs={}", root.join("proc").display()),
             format!("--path.sysfs={}", root.join("sys").display()),
