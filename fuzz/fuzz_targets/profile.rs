@@ -19,8 +19,13 @@ fuzz_target!(|data: &[u8]| {
         // A kernel without fq, so [congestion] if-unavailable and the skip/refuse paths are
         // fuzzed too.
         avail: Avail {
-            config: Some(("fuzz".into(), parse_config("CONFIG_NET_SCH_FQ_CODEL=y
-"))),
+            config: Some((
+                "fuzz".into(),
+                parse_config(
+                    "CONFIG_NET_SCH_FQ_CODEL=y
+",
+                ),
+            )),
             ..Avail::default()
         },
     };
