@@ -1,5 +1,6 @@
-//! Keeps the daemon's resident set small: drops its start-up code once start-up is over, and
-//! gives the allocator's free memory back to the kernel after a burst of requests.
+//! Keeps the daemon's resident set small: sets up the allocator, drops its start-up code once
+//! start-up is over, and gives the allocator's free memory back to the kernel after a burst of
+//! requests.
 //!
 //! Argument parsing, config and profile loading, TLS set-up and the collectors' one-off
 //! discovery run once, yet their code pages stay mapped, and counted in RSS, for the life of
@@ -60,6 +61,31 @@ fn status_kb(key: &str) -> Option<u64> {
 
 fn rss_file_kb() -> Option<u64> {
     status_kb("RssFile")
+}
+
+/// The allocator's settings for every command; call first thing in `main`, before any other
+/// thread exists.
+///
+/// Collector threads each get a glibc malloc arena by default, which multiplies resident
+/// memory for no gain in a small agent: one arena is plenty.
+///
+/// The scrape's big buffers (the body, hundreds of kB to MBs on a big host) are mapped for the
+/// scrape and unmapped after it. glibc's default raises its mmap threshold to the size of the
+/// first such buffer freed, and its trim threshold to twice that: every later body then comes
+/// from the heap, whose free top is kept up to twice the body's size, so resident memory grew
+/// with the host by about twice the body per unit (docs/benchmarks.md, "Cost as the host
+/// grows"). Fixed thresholds keep both at 128 KiB.
+///
+/// The per-thread caches can only be turned off from the environment: the daemon does that
+/// for itself ([`reexec_without_thread_caches`]).
+pub fn tune_allocator() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only tunes the allocator; the caller has no other thread yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+    }
 }
 
 /// The glibc tunable that turns its per-thread caches off.
