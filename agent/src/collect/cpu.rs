@@ -686,13 +686,13 @@ pub fn build(opts: &Options) -> anyhow::Result<Box<dyn Collector>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::write;
 
     #[test]
     fn guest_modes_index_the_mode_table() {
         assert_eq!(MODES_BY_NAME[NICE].1, "nice");
         assert_eq!(MODES_BY_NAME[USER].1, "user");
     }
-    use crate::testing::write;
 
     fn opts(root: &Path, extra: &[&str]) -> Options {
         let mut flags = vec![

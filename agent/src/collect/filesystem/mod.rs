@@ -337,9 +337,10 @@ fn inline(mounts: &[Mount], paths: &[Vec<u8>]) -> Vec<bool> {
         .collect();
     // Itself (a mount stacked on the same path is what statfs would reach), the root, and
     // every directory on the way.
+    let root_other = others.contains(&b"/"[..]);
     let crosses_other = |path: &[u8]| {
-        others.contains(path)
-            || others.contains(&b"/"[..])
+        root_other
+            || others.contains(path)
             || (1..path.len()).any(|i| path[i] == b'/' && others.contains(&path[..i]))
     };
     mounts
